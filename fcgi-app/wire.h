@@ -1,0 +1,65 @@
+/*
+ * wire.h: the messages between a FastCGI worker and the master, over a
+ * SOCK_SEQPACKET socketpair.  Fixed size, versioned, checked field by field
+ * by the receiver (bubblewrap's privileged_op, in spirit): a worker is less
+ * trusted than the master, which runs as root.
+ */
+#ifndef SANDBOXD_WIRE_H
+#define SANDBOXD_WIRE_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#define WIRE_VERSION 1
+#define WIRE_MAX_FDS 3
+
+enum wire_type {
+	WIRE_RUN = 1,      /* worker -> master: run code in a throw-away sandbox */
+	WIRE_RUN_DONE = 2, /* master -> worker: its result */
+};
+
+struct wire_hdr {
+	uint16_t version; /* WIRE_VERSION */
+	uint16_t type;    /* enum wire_type */
+	uint32_t size;    /* size of the whole message */
+};
+
+/* Sent with three fds: the code (a sealed memfd), stdout and stderr (pipe write ends). */
+struct wire_run {
+	struct wire_hdr hdr;
+	uint32_t seq;        /* echoed in the reply, so a late reply is never mistaken */
+	uint32_t language;   /* enum lang */
+	uint32_t timeout_ms; /* 1..exec_timeout_max_ms */
+};
+
+struct wire_run_done {
+	struct wire_hdr hdr;
+	uint32_t seq;        /* the request's */
+	int32_t status;      /* 0, or a negative errno: the sandbox could not be run */
+	int32_t setup_step;  /* enum sbx_step that failed, or 0 */
+	int32_t setup_err;   /* its errno */
+	int32_t exit_code;
+	int32_t signal;
+	uint32_t timed_out;  /* 0 or 1 */
+	uint32_t oom_killed; /* 0 or 1 */
+	uint64_t wall_us;
+};
+
+/*
+ * Sends msg (size bytes, starting with a wire_hdr) with nfds fds attached.
+ * Returns 0 or a negative errno.
+ */
+int wire_send(int sock, const void *msg, size_t size, const int *fds, unsigned nfds);
+
+/*
+ * Receives one message of at most size bytes into msg and up to WIRE_MAX_FDS
+ * fds (CLOEXEC) into fds, setting *ret_nfds.  Returns the message length, 0
+ * on EOF, or a negative errno.  Fds that arrive with a malformed message are
+ * the caller's to close, as are all others.
+ */
+ssize_t wire_recv(int sock, void *msg, size_t size, int *fds, unsigned *ret_nfds);
+
+/* Checks a received header against the expected type and size. */
+int wire_check(const void *msg, ssize_t len, enum wire_type type, size_t size);
+
+#endif

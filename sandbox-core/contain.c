@@ -1,0 +1,669 @@
+/*
+ * contain.c: creating a sandbox.  contain() is the one ordered function that
+ * takes a freshly cloned process from "host root in new namespaces" to "user
+ * code in a sandbox"; an auditor reads it top to bottom to learn the order.
+ *
+ * Between clone() and execve() nothing allocates or logs: the parent prepares
+ * every string and the seccomp program beforehand, and a failing step writes
+ * a fixed-size report to a CLOEXEC pipe and calls _exit().
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/capability.h>
+#include <linux/close_range.h>
+#include <linux/seccomp.h>
+#include <net/if.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sandbox-private.h"
+
+#define REPORT_MAGIC 0x53425831u /* "SBX1" */
+
+/* What the sandbox's init tells the parent, once: a failed step, or the
+ * program's wait status. */
+struct report {
+	uint32_t magic;
+	int32_t step;        /* enum sbx_step; SBX_STEP_NONE when the program ran */
+	int32_t err;         /* errno of the failed step */
+	int32_t have_status; /* wstatus is the program's */
+	int32_t wstatus;
+};
+
+/* Everything the child needs, prepared by the parent before clone(). */
+struct child_args {
+	const struct sbx_host *host;
+	const struct sbx_spec *spec;
+	const struct sbx_limits *lim;
+	int sync_fd;   /* read end: one byte once uid maps and cgroup are in place */
+	int report_fd; /* write end of the report pipe */
+	char tmp_opts[SBX_OPTS_LEN];
+	char shm_opts[SBX_OPTS_LEN];
+	char ws_opts[SBX_OPTS_LEN];
+};
+
+static const char passwd[] = "root:x:0:0:root:/root:/usr/sbin/nologin\n"
+			     "user:x:1000:1000:user:/workspace:/bin/bash\n"
+			     "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n";
+static const char group[] = "root:x:0:\nuser:x:1000:\nnogroup:x:65534:\n";
+static const char nsswitch[] = "passwd: files\ngroup: files\nhosts: files dns\n";
+
+static uint64_t
+now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static _Noreturn void
+fail(const struct child_args *a, enum sbx_step step)
+{
+	struct report rep = { REPORT_MAGIC, (int32_t)step, errno, 0, 0 };
+
+	(void)!write(a->report_fd, &rep, sizeof(rep));
+	_exit(125);
+}
+
+/* Writes a whole small buffer; the files of a fresh tmpfs take it at once. */
+static int
+write_file(const char *path, const char *a, const char *b, const char *c)
+{
+	const char *parts[3] = { a, b, c };
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+
+	if (fd < 0)
+		return -1;
+	for (int i = 0; i < 3; i++) {
+		size_t len = parts[i] ? strlen(parts[i]) : 0;
+
+		if (len && write(fd, parts[i], len) != (ssize_t)len) {
+			close(fd);
+			return -1;
+		}
+	}
+	return close(fd);
+}
+
+/* Creates an empty file or directory to bind something onto. */
+static int
+mountpoint(const char *path, bool dir)
+{
+	int fd;
+
+	if (dir)
+		return mkdir(path, 0755) < 0 && errno != EEXIST ? -1 : 0;
+	fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+	return fd < 0 ? -1 : close(fd);
+}
+
+/*
+ * Binds src onto dst read-only, nosuid and nodev.  Inside a user namespace a
+ * remount must keep the flags the kernel locked on the source mount (atime
+ * and noexec among them), so those are read back and kept.
+ */
+static int
+bind_ro(const char *src, const char *dst, bool rec)
+{
+	unsigned long keep = 0;
+	struct statvfs sv;
+
+	if (mount(src, dst, NULL, MS_BIND | (rec ? MS_REC : 0), NULL) < 0)
+		return -1;
+	if (statvfs(dst, &sv) < 0)
+		return -1;
+	if (sv.f_flag & ST_NOEXEC)
+		keep |= MS_NOEXEC;
+	if (sv.f_flag & ST_NOATIME)
+		keep |= MS_NOATIME;
+	if (sv.f_flag & ST_NODIRATIME)
+		keep |= MS_NODIRATIME;
+	if (sv.f_flag & ST_RELATIME)
+		keep |= MS_RELATIME;
+	return mount(NULL, dst, NULL,
+		     MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | keep, NULL);
+}
+
+static int
+build_etc(const struct child_args *a)
+{
+	const struct sbx_host *h = a->host;
+
+	if (mkdir("etc", 0755) < 0)
+		return -1;
+	if (write_file("etc/passwd", passwd, NULL, NULL) < 0 ||
+	    write_file("etc/group", group, NULL, NULL) < 0 ||
+	    write_file("etc/nsswitch.conf", nsswitch, NULL, NULL) < 0 ||
+	    write_file("etc/hostname", a->spec->hostname, "\n", NULL) < 0 ||
+	    write_file("etc/hosts", "127.0.0.1\tlocalhost ", a->spec->hostname,
+		       "\n::1\tlocalhost ip6-localhost ip6-loopback\n") < 0 ||
+	    /* No name server: lookups fail at once instead of timing out. */
+	    write_file("etc/resolv.conf", "", NULL, NULL) < 0)
+		return -1;
+	for (unsigned i = 0; i < h->n_etc; i++)
+		if (mountpoint(h->etc[i] + 1, h->etc_is_dir[i]) < 0 ||
+		    bind_ro(h->etc[i], h->etc[i] + 1, true) < 0)
+			return -1;
+	return 0;
+}
+
+static int
+build_dev(const struct child_args *a)
+{
+	static const char *const nodes[] = { "/dev/null", "/dev/zero", "/dev/full",
+					     "/dev/random", "/dev/urandom", "/dev/tty" };
+
+	if (mkdir("dev", 0755) < 0 ||
+	    mount("tmpfs", "dev", "tmpfs", MS_NOSUID | MS_NOEXEC, "size=64k,nr_inodes=64,mode=0755") < 0)
+		return -1;
+	/* Device nodes cannot be created in a user namespace; bind the host's. */
+	for (size_t i = 0; i < sizeof(nodes) / sizeof(nodes[0]); i++)
+		if (mountpoint(nodes[i] + 1, false) < 0 ||
+		    mount(nodes[i], nodes[i] + 1, NULL, MS_BIND, NULL) < 0)
+			return -1;
+	if (mkdir("dev/pts", 0755) < 0 ||
+	    mount("devpts", "dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+		  "newinstance,ptmxmode=0666,mode=0620") < 0 ||
+	    symlink("pts/ptmx", "dev/ptmx") < 0)
+		return -1;
+	if (mkdir("dev/shm", 01777) < 0 ||
+	    mount("tmpfs", "dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, a->shm_opts) < 0)
+		return -1;
+	if (symlink("/proc/self/fd", "dev/fd") < 0 || symlink("/proc/self/fd/0", "dev/stdin") < 0 ||
+	    symlink("/proc/self/fd/1", "dev/stdout") < 0 ||
+	    symlink("/proc/self/fd/2", "dev/stderr") < 0)
+		return -1;
+	return mount(NULL, "dev", NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NOEXEC,
+		     "size=64k,nr_inodes=64,mode=0755");
+}
+
+static int
+build_proc(void)
+{
+	/* Kernel knobs and interrupt routing stay readable but not writable. */
+	static const char *const ro[] = { "proc/sys", "proc/sysrq-trigger", "proc/irq", "proc/bus" };
+
+	if (mkdir("proc", 0555) < 0 ||
+	    mount("proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+		return -1;
+	for (size_t i = 0; i < sizeof(ro) / sizeof(ro[0]); i++)
+		if (access(ro[i], F_OK) == 0 && bind_ro(ro[i], ro[i], true) < 0)
+			return -1;
+	return 0;
+}
+
+static int
+copy_code(const struct sbx_spec *s)
+{
+	struct stat st;
+	off_t off = 0;
+	int fd;
+
+	if (fstat(s->code_fd, &st) < 0)
+		return -1;
+	fd = open(s->code_path + 1, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -1;
+	while (off < st.st_size) {
+		ssize_t n = sendfile(fd, s->code_fd, &off, (size_t)(st.st_size - off));
+
+		if (n <= 0) {
+			if (n == 0)
+				errno = EIO;
+			close(fd);
+			return -1;
+		}
+	}
+	return close(fd);
+}
+
+static int
+loopback_up(void)
+{
+	struct ifreq ifr = { 0 };
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	int r = -1;
+
+	if (fd < 0)
+		return -1;
+	memcpy(ifr.ifr_name, "lo", 3);
+	if (ioctl(fd, SIOCGIFFLAGS, &ifr) == 0) {
+		ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+		r = ioctl(fd, SIOCSIFFLAGS, &ifr);
+	}
+	close(fd);
+	return r;
+}
+
+/* Closes every fd but the few in keep[] (n <= 8). */
+static void
+close_others(int *keep, int n)
+{
+	int lo = 3;
+
+	/* Insertion sort: a handful of entries. */
+	for (int i = 1; i < n; i++)
+		for (int j = i; j > 0 && keep[j - 1] > keep[j]; j--) {
+			int t = keep[j];
+			keep[j] = keep[j - 1];
+			keep[j - 1] = t;
+		}
+	for (int i = 0; i < n; i++) {
+		if (keep[i] < lo)
+			continue;
+		if (keep[i] > lo)
+			syscall(SYS_close_range, lo, keep[i] - 1, 0);
+		lo = keep[i] + 1;
+	}
+	syscall(SYS_close_range, lo, ~0u, 0);
+}
+
+static int
+drop_caps(void)
+{
+	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct data[2] = { { 0 } };
+
+	return (int)syscall(SYS_capset, &hdr, data);
+}
+
+/* The program's side of the fork: the last containment steps, then execve(). */
+static _Noreturn void
+exec_program(const struct child_args *a)
+{
+	const struct sbx_spec *s = a->spec;
+	const struct sbx_limits *lim = a->lim;
+	int in = s->stdin_fd;
+
+	if (setsid() < 0)
+		fail(a, SBX_STEP_STDIO);
+	if (in < 0 && (in = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0)
+		fail(a, SBX_STEP_STDIO);
+	if (dup2(in, 0) < 0 || dup2(s->stdout_fd, 1) < 0 || dup2(s->stderr_fd, 2) < 0)
+		fail(a, SBX_STEP_STDIO);
+	/* Only 0-2 reach the program; the report pipe is CLOEXEC and goes at execve. */
+	if (a->report_fd > 3)
+		syscall(SYS_close_range, 3, a->report_fd - 1, 0);
+	syscall(SYS_close_range, a->report_fd + 1, ~0u, 0);
+
+	{
+		struct rlimit core = { 0, 0 }, nofile = { lim->nofile, lim->nofile },
+			      fsize = { lim->fsize_bytes, lim->fsize_bytes },
+			      nproc = { lim->pids, lim->pids };
+
+		/* RLIMIT_NPROC counts per host uid, and each sandbox has its own, so it
+		 * backs up pids.max without touching other sandboxes. */
+		if (setrlimit(RLIMIT_CORE, &core) < 0 || setrlimit(RLIMIT_NOFILE, &nofile) < 0 ||
+		    setrlimit(RLIMIT_FSIZE, &fsize) < 0 || setrlimit(RLIMIT_NPROC, &nproc) < 0)
+			fail(a, SBX_STEP_RLIMIT);
+	}
+	if (chdir("/workspace") < 0)
+		fail(a, SBX_STEP_CAPS);
+
+	/* Capabilities: empty the bounding and ambient sets, then leave uid 0.  A
+	 * change from uid 0 to non-zero clears the permitted and effective sets. */
+	for (int cap = 0; cap <= 63; cap++)
+		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
+			fail(a, SBX_STEP_CAPS);
+	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0)
+		fail(a, SBX_STEP_CAPS);
+	if (setgroups(0, NULL) < 0 || setresgid(SBX_USER_GID, SBX_USER_GID, SBX_USER_GID) < 0 ||
+	    setresuid(SBX_USER_UID, SBX_USER_UID, SBX_USER_UID) < 0)
+		fail(a, SBX_STEP_CAPS);
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		fail(a, SBX_STEP_NO_NEW_PRIVS);
+	/* Last before execve: the filter also binds everything above. */
+	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &a->host->seccomp) < 0)
+		fail(a, SBX_STEP_SECCOMP);
+	execve(s->argv[0], (char *const *)s->argv, (char *const *)s->envp);
+	fail(a, SBX_STEP_EXEC);
+}
+
+/*
+ * The sandbox's init: reaps every orphan that the pid namespace hands it and
+ * reports the program's status.  When it exits, the kernel kills whatever is
+ * left in the namespace, so daemons started by the program end with it.
+ */
+static _Noreturn void
+init_loop(const struct child_args *a, pid_t program)
+{
+	struct report rep = { REPORT_MAGIC, SBX_STEP_NONE, 0, 0, 0 };
+
+	for (;;) {
+		int st;
+		pid_t w = (pid_t)syscall(SYS_wait4, -1, &st, __WALL, NULL);
+
+		if (w == program) {
+			rep.have_status = 1;
+			rep.wstatus = st;
+			break;
+		}
+		if (w < 0 && errno != EINTR)
+			break;
+	}
+	(void)!write(a->report_fd, &rep, sizeof(rep));
+	_exit(0);
+}
+
+/*
+ * Every containment step, in order.  Runs in the cloned child: host root
+ * (kuid 0) with all capabilities in new user, mount, pid, net, ipc and uts
+ * namespaces, as pid 1 of its pid namespace.
+ */
+static _Noreturn void
+contain(struct child_args *a)
+{
+	const struct sbx_host *h = a->host;
+	const struct sbx_spec *s = a->spec;
+	int keep[6] = { a->sync_fd, a->report_fd, s->code_fd, s->stdin_fd, s->stdout_fd,
+			s->stderr_fd };
+	char c;
+	pid_t program;
+
+	/* 1. Nothing of the parent's but what we were given (a worker's socket, the
+	 *    FastCGI listener and other sandboxes' pipes stay out). */
+	close_others(keep, 6);
+
+	/* 2. Wait until the parent has put us in our cgroup and written our uid and
+	 *    gid maps.  EOF means the parent gave up on us. */
+	if (read(a->sync_fd, &c, 1) != 1)
+		fail(a, SBX_STEP_SYNC);
+	close(a->sync_fd);
+
+	/* 3. Become root of the new user namespace: host uid uid_base + slot * span,
+	 *    never host root.  Drop the host's supplementary groups. */
+	if (setresgid(0, 0, 0) < 0 || setgroups(0, NULL) < 0 || setresuid(0, 0, 0) < 0)
+		fail(a, SBX_STEP_CREDS);
+	/* The credential change cleared any parent-death signal; set it now.  If the
+	 *    parent is already gone, the report pipe has no reader. */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+		fail(a, SBX_STEP_CREDS);
+	{
+		struct pollfd p = { a->report_fd, 0, 0 };
+		if (poll(&p, 1, 0) == 1 && (p.revents & POLLERR))
+			_exit(125);
+	}
+
+	/* 4. A cgroup namespace rooted at our own cgroup. */
+	if (unshare(CLONE_NEWCGROUP) < 0)
+		fail(a, SBX_STEP_CGROUPNS);
+
+	/* 5. The filesystem: private propagation, then a tmpfs root built piece by
+	 *    piece, relative to itself. */
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		fail(a, SBX_STEP_MOUNT_PRIVATE);
+	if (mount("tmpfs", h->root_dir, "tmpfs", MS_NOSUID | MS_NODEV,
+		  "size=1m,nr_inodes=512,mode=0755") < 0 ||
+	    chdir(h->root_dir) < 0)
+		fail(a, SBX_STEP_MOUNT_ROOT);
+	if (mkdir("usr", 0755) < 0 || bind_ro("/usr", "usr", true) < 0)
+		fail(a, SBX_STEP_MOUNT_USR);
+	for (unsigned i = 0; i < h->n_toplinks; i++) {
+		const struct sbx_toplink *t = &h->toplinks[i];
+
+		if (t->target[0] ? symlink(t->target, t->path + 1) < 0
+				 : mkdir(t->path + 1, 0755) < 0 || bind_ro(t->path, t->path + 1, true) < 0)
+			fail(a, SBX_STEP_MOUNT_USR);
+	}
+	if (build_etc(a) < 0)
+		fail(a, SBX_STEP_MOUNT_ETC);
+	if (mkdir("tmp", 01777) < 0 ||
+	    mount("tmpfs", "tmp", "tmpfs", MS_NOSUID | MS_NODEV, a->tmp_opts) < 0)
+		fail(a, SBX_STEP_MOUNT_TMP);
+	if (mkdir("workspace", 0755) < 0 ||
+	    mount("tmpfs", "workspace", "tmpfs", MS_NOSUID | MS_NODEV, a->ws_opts) < 0)
+		fail(a, SBX_STEP_MOUNT_WORKSPACE);
+	if (build_dev(a) < 0)
+		fail(a, SBX_STEP_MOUNT_DEV);
+	if (build_proc() < 0)
+		fail(a, SBX_STEP_MOUNT_PROC);
+	if (s->code_fd >= 0 && copy_code(s) < 0)
+		fail(a, SBX_STEP_CODE);
+
+	/* 6. Swap roots; the old one is detached and gone from view.  No /sys. */
+	if (syscall(SYS_pivot_root, ".", ".") < 0 || umount2(".", MNT_DETACH) < 0 || chdir("/") < 0)
+		fail(a, SBX_STEP_PIVOT);
+	if (mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
+		fail(a, SBX_STEP_PIVOT);
+
+	/* 7. Names and network: our own hostname; loopback up and nothing else. */
+	if (sethostname(s->hostname, strlen(s->hostname)) < 0 ||
+	    setdomainname("sandbox", sizeof("sandbox") - 1) < 0)
+		fail(a, SBX_STEP_HOSTNAME);
+	if (loopback_up() < 0)
+		fail(a, SBX_STEP_LOOPBACK);
+
+	/* 8. Fork the program; this process stays as init, with no capabilities. */
+	program = (pid_t)syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
+	if (program < 0)
+		fail(a, SBX_STEP_FORK);
+	if (program == 0)
+		exec_program(a);
+	for (int i = 2; i < 6; i++)
+		if (keep[i] >= 0 && keep[i] != a->report_fd)
+			close(keep[i]);
+	if (drop_caps() < 0 || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		fail(a, SBX_STEP_CAPS);
+	init_loop(a, program);
+}
+
+static int
+write_map(pid_t pid, const char *file, uid_t base)
+{
+	char path[64], map[64];
+	int fd, len, r = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, file);
+	len = snprintf(map, sizeof(map), "0 %u %u\n", (unsigned)base, SBX_UID_SPAN);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (write(fd, map, (size_t)len) != len)
+		r = -errno;
+	close(fd);
+	return r;
+}
+
+static bool
+valid_spec(const struct sbx_host *host, const struct sbx_spec *s)
+{
+	size_t hl = s->hostname ? strlen(s->hostname) : 0;
+
+	if (!s->argv || !s->argv[0] || s->argv[0][0] != '/' || !s->envp)
+		return false;
+	if (hl == 0 || hl > 63 || s->slot >= host->uid_slots)
+		return false;
+	/* The program's stdio is dup2()'d onto 0-2; sources there would collide. */
+	if (s->stdout_fd < 3 || s->stderr_fd < 3 || (s->stdin_fd >= 0 && s->stdin_fd < 3))
+		return false;
+	if (s->code_fd >= 0 &&
+	    (!s->code_path || strncmp(s->code_path, "/tmp/", 5) != 0 || strchr(s->code_path + 5, '/')))
+		return false;
+	return true;
+}
+
+int
+sbx_spawn(struct sbx_host *host, const struct sbx_spec *spec, struct sbx_proc *ret,
+	  struct sbx_err *reterr)
+{
+	struct sbx_limits lim = spec->limits;
+	struct child_args a = { .host = host, .spec = spec, .lim = &lim };
+	int syncp[2] = { -1, -1 }, repp[2] = { -1, -1 };
+	enum sbx_step step = SBX_STEP_PIPE;
+	uint64_t start = now_ns(), oom_base;
+	uid_t base;
+	pid_t pid = -1;
+	int r;
+
+	if (!valid_spec(host, spec))
+		return -EINVAL;
+	sbx_limits_fill(&lim);
+	base = host->uid_base + spec->slot * SBX_UID_SPAN;
+	snprintf(a.tmp_opts, sizeof(a.tmp_opts), "size=%llu,nr_inodes=%llu,mode=1777",
+		 (unsigned long long)lim.tmp_bytes, (unsigned long long)(lim.tmp_bytes >> 12));
+	snprintf(a.shm_opts, sizeof(a.shm_opts), "size=%llu,nr_inodes=4096,mode=1777",
+		 (unsigned long long)(lim.tmp_bytes / 4));
+	snprintf(a.ws_opts, sizeof(a.ws_opts), "size=%llu,nr_inodes=%llu,mode=0755,uid=%d,gid=%d",
+		 (unsigned long long)lim.workspace_bytes,
+		 (unsigned long long)(lim.workspace_bytes >> 12), SBX_USER_UID, SBX_USER_GID);
+
+	if (pipe2(syncp, O_CLOEXEC) < 0 || pipe2(repp, O_CLOEXEC) < 0) {
+		r = -errno;
+		goto fail;
+	}
+	a.sync_fd = syncp[0];
+	a.report_fd = repp[1];
+
+	step = SBX_STEP_CGROUP;
+	r = sbx_cg_create(host, spec->slot, &lim);
+	if (r < 0)
+		goto fail;
+	oom_base = sbx_cg_oom_count(host, spec->slot);
+
+	step = SBX_STEP_CLONE;
+	/* A raw clone() without a stack behaves like fork(): the child runs on a
+	 * copy of our stack, where *a lives. */
+	pid = (pid_t)syscall(SYS_clone, CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET |
+						CLONE_NEWIPC | CLONE_NEWUTS | SIGCHLD,
+			     0, 0, 0, 0);
+	if (pid < 0) {
+		r = -errno;
+		goto fail;
+	}
+	if (pid == 0)
+		contain(&a);
+	close(syncp[0]);
+	syncp[0] = -1;
+	close(repp[1]);
+	repp[1] = -1;
+
+	step = SBX_STEP_CGROUP;
+	r = sbx_cg_attach(host, spec->slot, pid);
+	if (r < 0)
+		goto fail;
+	step = SBX_STEP_UIDMAP;
+	r = write_map(pid, "uid_map", base);
+	if (r < 0)
+		goto fail;
+	r = write_map(pid, "gid_map", base);
+	if (r < 0)
+		goto fail;
+	step = SBX_STEP_SYNC;
+	if (write(syncp[1], "x", 1) != 1) {
+		r = -errno;
+		goto fail;
+	}
+	close(syncp[1]);
+
+	*ret = (struct sbx_proc){ .pid = pid, .report_fd = repp[0], .slot = spec->slot,
+				  .start_ns = start, .oom_base = oom_base };
+	return 0;
+fail:
+	if (pid > 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, __WALL);
+	}
+	for (int i = 0; i < 2; i++) {
+		if (syncp[i] >= 0)
+			close(syncp[i]);
+		if (repp[i] >= 0)
+			close(repp[i]);
+	}
+	if (reterr) {
+		reterr->step = step;
+		reterr->err = -r;
+	}
+	return r;
+}
+
+int
+sbx_kill(struct sbx_host *host, struct sbx_proc *proc)
+{
+	proc->killed = true;
+	/* Killing the init ends the pid namespace; the cgroup catches anything that
+	 * could outlive it. */
+	kill(proc->pid, SIGKILL);
+	return sbx_cg_kill(host, proc->slot);
+}
+
+void
+sbx_reap(struct sbx_host *host, struct sbx_proc *proc, int wstatus, struct sbx_result *ret)
+{
+	struct report rep = { 0 };
+	ssize_t n;
+
+	*ret = (struct sbx_result){ 0 };
+	do
+		n = read(proc->report_fd, &rep, sizeof(rep));
+	while (n < 0 && errno == EINTR);
+	close(proc->report_fd);
+	proc->report_fd = -1;
+
+	if (n == (ssize_t)sizeof(rep) && rep.magic == REPORT_MAGIC && rep.step != SBX_STEP_NONE) {
+		ret->setup.step = (enum sbx_step)rep.step;
+		ret->setup.err = rep.err;
+		ret->exit_code = 125;
+	} else if (n == (ssize_t)sizeof(rep) && rep.magic == REPORT_MAGIC && rep.have_status) {
+		wstatus = rep.wstatus;
+	}
+	if (ret->setup.step == SBX_STEP_NONE) {
+		if (WIFEXITED(wstatus)) {
+			ret->exit_code = WEXITSTATUS(wstatus);
+		} else if (WIFSIGNALED(wstatus)) {
+			ret->signal = WTERMSIG(wstatus);
+			ret->exit_code = 128 + ret->signal;
+		}
+	}
+	ret->oom_killed = sbx_cg_oom_count(host, proc->slot) > proc->oom_base;
+	ret->killed = proc->killed;
+	ret->wall_us = (now_ns() - proc->start_ns) / 1000;
+	/* The pid namespace died with its init; this only catches the impossible. */
+	sbx_cg_kill(host, proc->slot);
+}
+
+int
+sbx_run(struct sbx_host *host, const struct sbx_spec *spec, uint32_t timeout_ms,
+	struct sbx_result *ret, struct sbx_err *reterr)
+{
+	struct sbx_proc proc;
+	struct pollfd p;
+	int st, pidfd, r;
+
+	r = sbx_spawn(host, spec, &proc, reterr);
+	if (r < 0)
+		return r;
+	pidfd = (int)syscall(SYS_pidfd_open, proc.pid, 0);
+	if (pidfd >= 0) {
+		p = (struct pollfd){ pidfd, POLLIN, 0 };
+		while ((r = poll(&p, 1, timeout_ms ? (int)timeout_ms : -1)) < 0 && errno == EINTR)
+			;
+		if (r == 0)
+			sbx_kill(host, &proc);
+		close(pidfd);
+	}
+	while (waitpid(proc.pid, &st, __WALL) < 0)
+		if (errno != EINTR) {
+			st = 0;
+			break;
+		}
+	sbx_reap(host, &proc, st, ret);
+	return 0;
+}

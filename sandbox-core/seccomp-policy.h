@@ -1,0 +1,29 @@
+/*
+ * seccomp-policy.h: the shape of the seccomp policy table in seccomp.c,
+ * exposed so that the unit tests can check the table itself.
+ */
+#ifndef SANDBOX_SECCOMP_POLICY_H
+#define SANDBOX_SECCOMP_POLICY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum sbx_scmp_match {
+	SBX_SCMP_ALWAYS,       /* deny every call */
+	SBX_SCMP_ARG_EQ32,     /* deny when the low 32 bits of arg equal value */
+	SBX_SCMP_ARG_ANY_BITS, /* deny when arg has any bit of value set */
+	SBX_SCMP_ARG_TYPE_RAW, /* deny when (arg & 0xf) == value: a socket type */
+};
+
+struct sbx_scmp_rule {
+	const char *syscall;      /* libseccomp's name of the syscall */
+	int err;                  /* the errno the call fails with */
+	enum sbx_scmp_match match;
+	unsigned arg;             /* argument index for the ARG_* matches */
+	uint64_t value;
+};
+
+extern const struct sbx_scmp_rule sbx_scmp_policy[];
+extern const size_t sbx_scmp_policy_len;
+
+#endif
