@@ -212,6 +212,19 @@ sweep_parent(struct sbx_host *host, int dirfd)
 	closedir(d);
 }
 
+/* The parent's name: "sandboxd-" and a hash of the state directory, so that two
+ * instances on one host (say, a test stack beside a dev stack) never sweep each
+ * other's cgroups, while a restart of one instance finds its own leftovers. */
+static void
+parent_name(const struct sbx_host *host, char buf[static 24])
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+
+	for (const char *p = host->state_dir; *p; p++)
+		h = (h ^ (unsigned char)*p) * 16777619u;
+	snprintf(buf, 24, "sandboxd-%08x", h);
+}
+
 static int
 open_parent(struct sbx_cg_dir *cg, const char *fmt_mount, const char *own)
 {
@@ -236,7 +249,7 @@ open_parent(struct sbx_cg_dir *cg, const char *fmt_mount, const char *own)
 static int
 init_v2(struct sbx_host *host, const char *cgroup_root)
 {
-	char own[PATH_MAX], rel[PATH_MAX], buf[512], pid[24];
+	char own[PATH_MAX], rel[PATH_MAX], buf[512], pid[24], name[24];
 	int ownfd, r;
 
 	if (cgroup_root) {
@@ -274,7 +287,8 @@ init_v2(struct sbx_host *host, const char *cgroup_root)
 	}
 	if (r < 0)
 		goto out;
-	snprintf(rel, sizeof(rel), "%s/sandboxd", own);
+	parent_name(host, name);
+	snprintf(rel, sizeof(rel), "%s/%s", own, name);
 	r = open_parent(&host->cg[0], CG_MOUNT, rel);
 	if (r < 0)
 		goto out;
@@ -287,9 +301,10 @@ out:
 static int
 init_v1(struct sbx_host *host, const char *cgroup_root)
 {
-	char mnt[64], own[PATH_MAX], rel[PATH_MAX];
+	char mnt[64], own[PATH_MAX], rel[PATH_MAX], name[24];
 	int r;
 
+	parent_name(host, name);
 	for (int c = 0; c < SBX_CG__MAX; c++) {
 		snprintf(mnt, sizeof(mnt), CG_MOUNT "/%s", v1_names[c]);
 		if (!is_fs(mnt, CGROUP_SUPER_MAGIC)) {
@@ -307,7 +322,7 @@ init_v1(struct sbx_host *host, const char *cgroup_root)
 				return r;
 			if (strcmp(own, "/") == 0)
 				own[0] = '\0';
-			snprintf(rel, sizeof(rel), "%s/sandboxd", own);
+			snprintf(rel, sizeof(rel), "%s/%s", own, name);
 		}
 		r = open_parent(&host->cg[c], mnt, rel);
 		if (r < 0)
@@ -370,6 +385,10 @@ sbx_cg_create(struct sbx_host *host, uint32_t slot, const struct sbx_limits *lim
 	int r;
 
 	sbx_cg_name(slot, name);
+	/* Someone (an administrator, a cleanup script) may have removed a kept cgroup:
+	 * check that it is still there, cheaply, before writing into it. */
+	if (host->cg_made[slot] && faccessat(mem, name, F_OK, 0) < 0)
+		host->cg_made[slot] = 0;
 	if (!host->cg_made[slot]) {
 		for (int c = 0; c < (host->cg_v2 ? 1 : SBX_CG__MAX); c++)
 			if (mkdirat(host->cg[c].dirfd, name, 0755) < 0 && errno != EEXIST)

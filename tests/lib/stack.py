@@ -1,0 +1,218 @@
+"""The real stack for integration tests: nginx with the shipped config in
+front of a real sandboxd, on a private directory and free loopback ports.
+
+Readiness is waited for on events, never by sleeping: sandboxd's log line
+"listening on" (its socket is bound and listening by then), and nginx's
+launcher process exiting after it daemonised (its sockets are bound by then).
+"""
+import http.client
+import json
+import os
+import select
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class StackError(Exception):
+    pass
+
+
+class Stack:
+    def __init__(self, build_dir, workers=4, uid_base=300000000, uid_slots=256, env=None):
+        self.build_dir = build_dir
+        self.workers = workers
+        self.uid_base = uid_base
+        self.uid_span = uid_slots * 65536
+        self.uid_slots = uid_slots
+        self.extra_env = env or {}
+        self.dir = tempfile.mkdtemp(prefix="sandboxd-test-")
+        os.chmod(self.dir, 0o755)
+        self.run_dir = os.path.join(self.dir, "run")
+        self.log_dir = os.path.join(self.dir, "log")
+        self.state_dir = os.path.join(self.dir, "state")
+        for d in (self.run_dir, self.log_dir):
+            os.mkdir(d)
+            os.chmod(d, 0o755)
+        self.fcgi_socket = os.path.join(self.run_dir, "fcgi.sock")
+        self.https_port = free_port()
+        self.http_port = free_port()
+        self.sandboxd = None
+        self.nginx_pid = None
+        self._log_buf = b""
+
+    # -- start and stop -------------------------------------------------
+
+    def start(self):
+        self._make_cert()
+        self._render_nginx()
+        self.start_sandboxd()
+        self._start_nginx()
+
+    def _make_cert(self):
+        self.cert = os.path.join(self.dir, "cert.pem")
+        self.key = os.path.join(self.dir, "key.pem")
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+             "-nodes", "-days", "2", "-subj", "/CN=localhost",
+             "-addext", "subjectAltName=DNS:localhost,DNS:*.localhost,IP:127.0.0.1",
+             "-keyout", self.key, "-out", self.cert],
+            check=True, capture_output=True)
+
+    def _render_nginx(self):
+        self.nginx_conf = os.path.join(self.dir, "nginx.conf")
+        subprocess.run(
+            [os.path.join(ROOT, "conf/nginx/render.sh"), self.nginx_conf,
+             "NGINX_USER=www-data", f"RUN_DIR={self.run_dir}", f"LOG_DIR={self.log_dir}",
+             f"HTTPS_LISTEN=127.0.0.1:{self.https_port}", f"HTTP_LISTEN=127.0.0.1:{self.http_port}",
+             f"TLS_CERT={self.cert}", f"TLS_KEY={self.key}", f"FCGI_SOCKET={self.fcgi_socket}"],
+            check=True)
+
+    def sandboxd_env(self):
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+            "SANDBOXD_SOCKET": self.fcgi_socket,
+            "SANDBOXD_STATE_DIR": self.state_dir,
+            "SANDBOXD_WORKERS": str(self.workers),
+            "SANDBOXD_UID_BASE": str(self.uid_base),
+            "SANDBOXD_UID_SLOTS": str(self.uid_slots),
+            "SANDBOXD_SOCKET_GROUP": "www-data",
+            "SANDBOXD_USER": "sandboxd",
+            # A variable of the service's own: it must never reach sandboxed code.
+            "SANDBOXD_TEST_SECRET": "do-not-leak-7f3a",
+        }
+        env.update(self.extra_env)
+        return env
+
+    def start_sandboxd(self):
+        binary = os.path.join(self.build_dir, "fcgi-app", "sandboxd")
+        self.sandboxd_log = open(os.path.join(self.log_dir, "sandboxd.log"), "ab")
+        self.sandboxd = subprocess.Popen([binary, "-c", "/dev/null"], env=self.sandboxd_env(),
+                                         stdin=subprocess.DEVNULL, stdout=self.sandboxd_log,
+                                         stderr=subprocess.PIPE)
+        self._log_buf = b""
+        self.wait_log(b"listening on", 20)
+
+    def wait_log(self, needle, timeout):
+        """Reads sandboxd's stderr (copying it to the log file) until needle appears."""
+        deadline = time.monotonic() + timeout
+        fd = self.sandboxd.stderr.fileno()
+        while needle not in self._log_buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise StackError(f"sandboxd did not log {needle!r}: {self._log_buf[-2000:]!r}")
+            r, _, _ = select.select([fd], [], [], left)
+            if not r:
+                continue
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                raise StackError(f"sandboxd exited ({self.sandboxd.wait()}): {self._log_buf[-2000:]!r}")
+            self._log_buf += chunk
+            self.sandboxd_log.write(chunk)
+            self.sandboxd_log.flush()
+        # Later lines are read by log_text(); keep the pipe from filling.
+        return True
+
+    def log_text(self):
+        """Everything sandboxd has logged so far."""
+        fd = self.sandboxd.stderr.fileno()
+        while True:
+            r, _, _ = select.select([fd], [], [], 0)
+            if not r:
+                break
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            self._log_buf += chunk
+            self.sandboxd_log.write(chunk)
+        self.sandboxd_log.flush()
+        return self._log_buf.decode("utf-8", "replace")
+
+    def _start_nginx(self):
+        # Daemon mode: the launcher exits once the listening sockets are bound.
+        r = subprocess.run(["nginx", "-p", self.dir, "-c", self.nginx_conf, "-g", "daemon on;"],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            raise StackError(f"nginx failed: {r.stderr}")
+        with open(os.path.join(self.run_dir, "nginx.pid")) as f:
+            self.nginx_pid = int(f.read().strip())
+
+    def stop_sandboxd(self):
+        if self.sandboxd and self.sandboxd.poll() is None:
+            self.sandboxd.send_signal(signal.SIGTERM)
+            try:
+                self.sandboxd.wait(30)
+            except subprocess.TimeoutExpired:
+                self.sandboxd.kill()
+                self.sandboxd.wait()
+        if self.sandboxd:
+            self.log_text()
+            self.sandboxd.stderr.close()
+            self.sandboxd_log.close()
+        return self.sandboxd.returncode if self.sandboxd else None
+
+    def stop(self, keep_dir=False):
+        if self.nginx_pid:
+            try:
+                os.kill(self.nginx_pid, signal.SIGQUIT)
+            except ProcessLookupError:
+                pass
+            self.nginx_pid = None
+        rc = self.stop_sandboxd()
+        if not keep_dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
+        return rc
+
+    # -- talking to it ----------------------------------------------------
+
+    def tls_context(self):
+        return ssl.create_default_context(cafile=self.cert)
+
+    def connection(self):
+        return http.client.HTTPSConnection("127.0.0.1", self.https_port, context=self.tls_context(),
+                                           timeout=700)
+
+    def worker_pids(self):
+        """The master's direct children that are workers (not sandboxes): by uid."""
+        out = []
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                with open(f"/proc/{pid}/status") as f:
+                    st = f.read()
+            except OSError:
+                continue
+            ppid = int(st.split("PPid:")[1].split()[0])
+            uid = int(st.split("Uid:")[1].split()[0])
+            if ppid == self.sandboxd.pid and uid != 0 and not self.uid_base <= uid < self.uid_base + self.uid_span:
+                out.append(int(pid))
+        return out
+
+    def sandbox_pids(self):
+        """Host pids whose real uid lies in this stack's sandbox uid range."""
+        out = []
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                with open(f"/proc/{pid}/status") as f:
+                    st = f.read()
+            except OSError:
+                continue
+            uid = int(st.split("Uid:")[1].split()[0])
+            if self.uid_base <= uid < self.uid_base + self.uid_span:
+                out.append(int(pid))
+        return out
