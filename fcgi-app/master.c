@@ -57,7 +57,6 @@ struct master {
 	gid_t wgid;
 	struct worker *workers;
 	struct run *runs; /* indexed by uid slot */
-	uint32_t next_slot;
 	bool stopping;
 	uint64_t stop_deadline_ns;
 	uint64_t respawn_at_ns; /* 0: no respawn pending */
@@ -144,19 +143,14 @@ reply_error(struct master *m, int wi, int status)
 	reply(m, wi, &d);
 }
 
+/* The lowest free slot: low slots stay warm (their cgroups exist already), and
+ * a one-shot sandbox leaves nothing behind that its uids could reach. */
 static int
 alloc_slot(struct master *m)
 {
-	uint32_t n = m->conf->uid_slots;
-
-	for (uint32_t i = 0; i < n; i++) {
-		uint32_t s = (m->next_slot + i) % n;
-
-		if (!m->runs[s].used) {
-			m->next_slot = (s + 1) % n;
+	for (uint32_t s = 0; s < m->conf->uid_slots; s++)
+		if (!m->runs[s].used)
 			return (int)s;
-		}
-	}
 	return -EAGAIN;
 }
 

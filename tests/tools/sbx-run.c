@@ -3,7 +3,10 @@
  * libsandbox, with the caller's stdout and stderr.  For debugging and for the
  * benchmarks that compare the engine alone with bubblewrap.
  *
- *   sbx-run [-t timeout_ms] [-s state_dir] -- /usr/bin/python3 -c 'print(1)'
+ *   sbx-run [-t timeout_ms] [-s state_dir] [-n runs] -- /usr/bin/python3 -c 'print(1)'
+ *
+ * With -n, runs the command n times in one host and prints each run's wall
+ * time in microseconds to stderr, one per line.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -26,12 +29,14 @@ main(int argc, char **argv)
 	struct sbx_spec spec = { 0 };
 	struct sbx_result res;
 	struct sbx_err err = { 0 };
-	unsigned long timeout = 0;
+	unsigned long timeout = 0, runs = 1;
 	int opt, r, out, errfd;
 
-	while ((opt = getopt(argc, argv, "t:s:")) != -1) {
+	while ((opt = getopt(argc, argv, "t:s:n:")) != -1) {
 		if (opt == 't')
 			timeout = strtoul(optarg, NULL, 10);
+		else if (opt == 'n')
+			runs = strtoul(optarg, NULL, 10);
 		else if (opt == 's')
 			state = optarg;
 		else
@@ -61,7 +66,13 @@ main(int argc, char **argv)
 	spec.stdout_fd = out;
 	spec.stderr_fd = errfd;
 	spec.slot = (uint32_t)getpid() % cfg.uid_slots;
-	r = sbx_run(host, &spec, (uint32_t)timeout, &res, &err);
+	for (unsigned long i = 0; i < runs; i++) {
+		r = sbx_run(host, &spec, (uint32_t)timeout, &res, &err);
+		if (r < 0 || res.setup.step != SBX_STEP_NONE)
+			break;
+		if (runs > 1)
+			fprintf(stderr, "%llu\n", (unsigned long long)res.wall_us);
+	}
 	sbx_host_free(host);
 	if (r < 0) {
 		fprintf(stderr, "sbx-run: %s: %s\n", sbx_step_name(err.step), strerror(-r));
