@@ -16,6 +16,8 @@
 
 #include "conf.h"
 
+#define CONF_FILE_MAX (1u << 20) /* bytes */
+
 enum conf_type { T_STR, T_U32, T_U64, T_KEYS };
 
 struct conf_key {
@@ -35,6 +37,7 @@ static const struct conf_key keys[] = {
 	K("workers", T_U32, workers, 1, 256),
 	K("uid_base", T_U32, uid_base, 65536, 3000000000u),
 	K("uid_slots", T_U32, uid_slots, 1, 16384),
+	K("warm_pool", T_U32, warm_pool, 0, 256),
 	K("api_keys", T_KEYS, api_keys, 0, 0),
 	K("max_body_bytes", T_U64, max_body_bytes, 1024, 1ull << 32),
 	K("output_max_bytes", T_U64, output_max_bytes, 1024, 64ull << 20),
@@ -67,6 +70,7 @@ conf_defaults(struct conf *c)
 		.workers = 8,
 		.uid_base = 200000000u,
 		.uid_slots = 1024,
+		.warm_pool = 4,
 		.max_body_bytes = 32ull << 20,
 		.output_max_bytes = 1ull << 20,
 		.exec_timeout_ms = 30000,
@@ -274,12 +278,11 @@ conf_load_file(struct conf *c, const char *path, char *errbuf, size_t errlen)
 		if (len == cap) {
 			char *nb;
 
-			if (cap >= (1u << 20)) {
-				free(buf);
-				close(fd);
-				return fail(errbuf, errlen, "%s: larger than 1 MiB", path);
-			}
+			/* Room for one byte past the limit, so that a file of exactly the
+			 * limit reads to EOF and a larger one is caught. */
 			cap = cap ? cap * 2 : 4096;
+			if (cap > CONF_FILE_MAX + 1)
+				cap = CONF_FILE_MAX + 1;
 			nb = realloc(buf, cap);
 			if (!nb) {
 				free(buf);
@@ -301,6 +304,11 @@ conf_load_file(struct conf *c, const char *path, char *errbuf, size_t errlen)
 		if (n == 0)
 			break;
 		len += (size_t)n;
+		if (len > CONF_FILE_MAX) {
+			free(buf);
+			close(fd);
+			return fail(errbuf, errlen, "%s: larger than 1 MiB", path);
+		}
 	}
 	close(fd);
 	r = conf_parse(c, buf, len, errbuf, errlen);
@@ -339,6 +347,9 @@ conf_check(const struct conf *c, char *errbuf, size_t errlen)
 			    c->exec_timeout_ms, c->exec_timeout_max_ms);
 	if ((uint64_t)c->uid_base + (uint64_t)c->uid_slots * 65536u > 4294967294ull)
 		return fail(errbuf, errlen, "uid_base + uid_slots * 65536 passes the largest uid");
+	if (c->warm_pool >= c->uid_slots)
+		return fail(errbuf, errlen, "warm_pool (%u) must be smaller than uid_slots (%u)",
+			    c->warm_pool, c->uid_slots);
 	if (!c->socket || c->socket[0] != '/')
 		return fail(errbuf, errlen, "socket: an absolute path is required");
 	if (!c->state_dir || c->state_dir[0] != '/')

@@ -39,8 +39,14 @@ struct worker {
 	uint32_t seq;     /* the request being served */
 };
 
+enum run_state {
+	RUN_FREE,   /* the slot is unused */
+	RUN_WARM,   /* a sandbox of the warm pool, waiting for a program */
+	RUN_ACTIVE, /* running a worker's program */
+};
+
 struct run {
-	bool used;
+	enum run_state state;
 	struct sbx_proc proc;
 	int worker;           /* who waits for the result; -1 once that worker died */
 	uint64_t deadline_ns; /* CLOCK_MONOTONIC */
@@ -60,6 +66,8 @@ struct master {
 	bool stopping;
 	uint64_t stop_deadline_ns;
 	uint64_t respawn_at_ns; /* 0: no respawn pending */
+	uint32_t warm;          /* sandboxes in the warm pool */
+	uint64_t pool_retry_ns; /* after a failure, refill no earlier than this */
 	unsigned crash_burst;   /* worker deaths in the current second */
 	uint64_t crash_window_ns;
 };
@@ -149,9 +157,67 @@ static int
 alloc_slot(struct master *m)
 {
 	for (uint32_t s = 0; s < m->conf->uid_slots; s++)
-		if (!m->runs[s].used)
+		if (m->runs[s].state == RUN_FREE)
 			return (int)s;
 	return -EAGAIN;
+}
+
+/* Builds a sandbox in a free slot; it sets itself up while we go on. */
+static int
+spawn_sandbox(struct master *m, enum run_state state)
+{
+	const struct conf *c = m->conf;
+	struct sbx_spec spec = { .hostname = "sandbox" };
+	struct sbx_err err = { 0 };
+	int slot = alloc_slot(m), r;
+
+	if (slot < 0)
+		return slot;
+	spec.slot = (uint32_t)slot;
+	spec.limits = (struct sbx_limits){
+		.memory_bytes = c->memory_mb << 20,
+		.pids = c->pids,
+		.cpu_millis = c->cpu_millis,
+		.tmp_bytes = c->tmp_mb << 20,
+		.workspace_bytes = c->workspace_mb << 20,
+	};
+	r = sbx_spawn(m->host, &spec, &m->runs[slot].proc, &err);
+	if (r < 0) {
+		log_error("sandbox spawn failed at %s: %s", sbx_step_name(err.step), strerror(-r));
+		return r;
+	}
+	m->runs[slot].state = state;
+	m->runs[slot].worker = -1;
+	m->runs[slot].timed_out = false;
+	if (state == RUN_WARM)
+		m->warm++;
+	return slot;
+}
+
+/* Tops the warm pool up, unless a recent failure asks for a pause. */
+static void
+refill_pool(struct master *m)
+{
+	if (m->stopping || now_ns() < m->pool_retry_ns)
+		return;
+	while (m->warm < m->conf->warm_pool)
+		if (spawn_sandbox(m, RUN_WARM) < 0) {
+			m->pool_retry_ns = now_ns() + 1000000000ull;
+			return;
+		}
+}
+
+/* A warm sandbox if there is one, else a new one.  Returns the slot. */
+static int
+take_sandbox(struct master *m)
+{
+	for (uint32_t s = 0; s < m->conf->uid_slots && m->warm; s++)
+		if (m->runs[s].state == RUN_WARM) {
+			m->runs[s].state = RUN_ACTIVE;
+			m->warm--;
+			return (int)s;
+		}
+	return spawn_sandbox(m, RUN_ACTIVE);
 }
 
 static bool
@@ -170,8 +236,7 @@ handle_run(struct master *m, int wi, const struct wire_run *req, const int *fds,
 {
 	const struct conf *c = m->conf;
 	const struct lang_info *li;
-	struct sbx_spec spec = { 0 };
-	struct sbx_err err = { 0 };
+	struct sbx_prog prog = { 0 };
 	const char *argv[3];
 	struct run *run;
 	int slot, r;
@@ -186,43 +251,41 @@ handle_run(struct master *m, int wi, const struct wire_run *req, const int *fds,
 		reply_error(m, wi, -EINVAL);
 		return;
 	}
-	slot = alloc_slot(m);
-	if (slot < 0) {
-		reply_error(m, wi, -EAGAIN);
-		return;
-	}
 	li = lang_get(req->language);
 	argv[0] = li->interpreter;
 	argv[1] = li->code_path;
 	argv[2] = NULL;
-	spec.argv = argv;
-	spec.envp = run_env;
-	spec.hostname = "sandbox";
-	spec.code_fd = fds[0];
-	spec.code_path = li->code_path;
-	spec.stdin_fd = -1;
-	spec.stdout_fd = fds[1];
-	spec.stderr_fd = fds[2];
-	spec.slot = (uint32_t)slot;
-	spec.limits = (struct sbx_limits){
-		.memory_bytes = c->memory_mb << 20,
-		.pids = c->pids,
-		.cpu_millis = c->cpu_millis,
-		.tmp_bytes = c->tmp_mb << 20,
-		.workspace_bytes = c->workspace_mb << 20,
-	};
-	run = &m->runs[slot];
-	r = sbx_spawn(m->host, &spec, &run->proc, &err);
-	if (r < 0) {
-		log_error("sandbox spawn failed at %s: %s", sbx_step_name(err.step), strerror(-r));
-		reply_error(m, wi, r);
-		return;
+	prog.argv = argv;
+	prog.envp = run_env;
+	prog.code_fd = fds[0];
+	prog.code_path = li->code_path;
+	prog.stdin_fd = -1;
+	prog.stdout_fd = fds[1];
+	prog.stderr_fd = fds[2];
+
+	/* A warm sandbox that died meanwhile refuses the program (EPIPE): try the
+	 * next one, then a fresh one. */
+	for (int attempt = 0;; attempt++) {
+		slot = take_sandbox(m);
+		if (slot < 0) {
+			reply_error(m, wi, slot == -EAGAIN ? -EAGAIN : -EIO);
+			return;
+		}
+		run = &m->runs[slot];
+		r = sbx_exec(m->host, &run->proc, &prog);
+		if (r == 0)
+			break;
+		sbx_kill(m->host, &run->proc);
+		if (attempt == 2) {
+			log_error("sandbox did not take its program: %s", strerror(-r));
+			reply_error(m, wi, -EIO);
+			return;
+		}
 	}
-	run->used = true;
 	run->worker = wi;
-	run->timed_out = false;
 	run->deadline_ns = now_ns() + (uint64_t)req->timeout_ms * 1000000ull;
 	m->workers[wi].run = slot;
+	refill_pool(m);
 }
 
 static void
@@ -338,9 +401,20 @@ run_done(struct master *m, int slot, int status)
 	struct wire_run_done d = { .hdr = { WIRE_VERSION, WIRE_RUN_DONE, sizeof(d) } };
 
 	sbx_reap(m->host, &run->proc, status, &res);
-	if (res.setup.step != SBX_STEP_NONE)
+	if (res.setup.step != SBX_STEP_NONE) {
 		log_error("sandbox setup failed at %s: %s", sbx_step_name(res.setup.step),
 			  strerror(res.setup.err));
+		/* Whatever broke will break the next one too: do not spin. */
+		m->pool_retry_ns = now_ns() + 1000000000ull;
+	}
+	if (run->state == RUN_WARM) {
+		if (!m->stopping && res.setup.step == SBX_STEP_NONE)
+			log_warn("a warm sandbox (slot %d) exited before use", slot);
+		m->warm--;
+		run->state = RUN_FREE;
+		refill_pool(m);
+		return;
+	}
 	d.setup_step = (int32_t)res.setup.step;
 	d.setup_err = res.setup.err;
 	d.status = res.setup.step != SBX_STEP_NONE ? -EIO : 0;
@@ -351,7 +425,8 @@ run_done(struct master *m, int slot, int status)
 	d.wall_us = res.wall_us;
 	if (run->worker >= 0)
 		reply(m, run->worker, &d);
-	run->used = false;
+	run->state = RUN_FREE;
+	refill_pool(m);
 }
 
 static void
@@ -369,7 +444,7 @@ reap_children(struct master *m)
 				found = true;
 			}
 		for (uint32_t s = 0; s < m->conf->uid_slots && !found; s++)
-			if (m->runs[s].used && m->runs[s].proc.pid == pid) {
+			if (m->runs[s].state != RUN_FREE && m->runs[s].proc.pid == pid) {
 				run_done(m, (int)s, status);
 				found = true;
 			}
@@ -388,7 +463,7 @@ begin_stop(struct master *m)
 		if (m->workers[i].pid > 0)
 			kill(m->workers[i].pid, SIGTERM);
 	for (uint32_t s = 0; s < m->conf->uid_slots; s++)
-		if (m->runs[s].used)
+		if (m->runs[s].state != RUN_FREE)
 			sbx_kill(m->host, &m->runs[s].proc);
 }
 
@@ -422,7 +497,7 @@ check_deadlines(struct master *m)
 	for (uint32_t s = 0; s < m->conf->uid_slots; s++) {
 		struct run *run = &m->runs[s];
 
-		if (!run->used || run->proc.killed)
+		if (run->state != RUN_ACTIVE || run->proc.killed)
 			continue;
 		if (run->deadline_ns <= now) {
 			run->timed_out = true;
@@ -430,6 +505,12 @@ check_deadlines(struct master *m)
 		} else if (run->deadline_ns < next) {
 			next = run->deadline_ns;
 		}
+	}
+	if (m->warm < m->conf->warm_pool && !m->stopping) {
+		if (m->pool_retry_ns <= now)
+			refill_pool(m);
+		else if (m->pool_retry_ns < next)
+			next = m->pool_retry_ns;
 	}
 	if (m->respawn_at_ns) {
 		if (m->respawn_at_ns <= now)
@@ -458,7 +539,7 @@ anything_alive(const struct master *m)
 		if (m->workers[i].pid > 0)
 			return true;
 	for (uint32_t s = 0; s < m->conf->uid_slots; s++)
-		if (m->runs[s].used)
+		if (m->runs[s].state != RUN_FREE)
 			return true;
 	return false;
 }
@@ -519,8 +600,8 @@ master_run(const struct conf *conf)
 				  : "");
 		return r;
 	}
-	log_info("cgroup %s, %u workers, uids %u..%u, state in %s", sbx_host_cgroup_version(m.host),
-		 conf->workers, conf->uid_base,
+	log_info("cgroup %s, %u workers, warm pool %u, uids %u..%u, state in %s", sbx_host_cgroup_version(m.host),
+		 conf->workers, conf->warm_pool, conf->uid_base,
 		 conf->uid_base + conf->uid_slots * SBX_UID_SPAN - 1, conf->state_dir);
 	if (conf->n_api_keys == 0)
 		log_warn("no api_keys configured: serving loopback clients only");
@@ -553,6 +634,7 @@ master_run(const struct conf *conf)
 		goto out;
 	}
 	respawn_workers(&m);
+	refill_pool(&m);
 	log_info("listening on %s", conf->socket);
 
 	while (!m.stopping || anything_alive(&m)) {

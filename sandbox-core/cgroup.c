@@ -438,18 +438,18 @@ sbx_cg_create(struct sbx_host *host, uint32_t slot, const struct sbx_limits *lim
 }
 
 int
-sbx_cg_attach(struct sbx_host *host, uint32_t slot, pid_t pid)
+sbx_cg_procs_paths(struct sbx_host *host, uint32_t slot, char ret[SBX_CG__MAX][PATH_MAX])
 {
-	char name[24], path[64], val[24];
-	int r;
+	char name[24];
 
 	sbx_cg_name(slot, name);
-	snprintf(path, sizeof(path), "%s/cgroup.procs", name);
-	snprintf(val, sizeof(val), "%d", (int)pid);
-	for (int c = 0; c < (host->cg_v2 ? 1 : SBX_CG__MAX); c++) {
-		r = write_at(host->cg[c].dirfd, path, val);
-		if (r < 0)
-			return r;
+	for (int c = 0; c < SBX_CG__MAX; c++) {
+		ret[c][0] = '\0';
+		if (c > 0 && host->cg_v2)
+			continue;
+		if ((size_t)snprintf(ret[c], PATH_MAX, "%s/%s/cgroup.procs", host->cg[c].path, name) >=
+		    PATH_MAX)
+			return -ENAMETOOLONG;
 	}
 	return 0;
 }

@@ -3,9 +3,18 @@
  * takes a freshly cloned process from "host root in new namespaces" to "user
  * code in a sandbox"; an auditor reads it top to bottom to learn the order.
  *
+ * A sandbox is built in two halves.  sbx_spawn() clones it; it attaches
+ * itself to its cgroup, builds its root and network, and waits.  sbx_exec()
+ * sends it a program (argv, envp, code, stdio fds) over a socketpair; its
+ * init then forks the program, which takes the last steps and execs.  A warm
+ * pool is sandboxes that have done the first half ahead of need, which takes
+ * the costly part (the cgroup migration waits for an RCU grace period, the
+ * mounts and namespaces take milliseconds) off the request path.
+ *
  * Between clone() and execve() nothing allocates or logs: the parent prepares
- * every string and the seccomp program beforehand, and a failing step writes
- * a fixed-size report to a CLOEXEC pipe and calls _exit().
+ * every string and the seccomp program beforehand, the program arrives in a
+ * buffer on the stack, and a failing step writes a fixed-size report to a
+ * CLOEXEC pipe and calls _exit().
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -46,16 +55,42 @@ struct report {
 	int32_t wstatus;
 };
 
+#define GO_MAGIC 0x53425847u /* "SBXG" */
+#define GO_HAS_STDIN 1u
+#define GO_HAS_CODE 2u
+
+/* The program, as sbx_exec() sends it: this header, then argc + envc
+ * NUL-terminated strings, with stdout, stderr, [stdin], [code] as fds. */
+struct go_hdr {
+	uint32_t magic;
+	uint32_t flags;       /* GO_HAS_* */
+	uint32_t argc;        /* 1..SBX_ARGS_MAX */
+	uint32_t envc;        /* 0..SBX_ARGS_MAX */
+	char code_path[64];   /* "/tmp/NAME" when GO_HAS_CODE */
+};
+
+#define GO_MAX (sizeof(struct go_hdr) + SBX_STRINGS_MAX)
+
+/* The program once received, in the child: pointers into its stack buffer. */
+struct program {
+	const char *argv[SBX_ARGS_MAX + 1];
+	const char *envp[SBX_ARGS_MAX + 1];
+	const char *code_path;
+	int stdin_fd, stdout_fd, stderr_fd, code_fd;
+};
+
 /* Everything the child needs, prepared by the parent before clone(). */
 struct child_args {
 	const struct sbx_host *host;
 	const struct sbx_spec *spec;
 	const struct sbx_limits *lim;
-	int sync_fd;   /* read end: one byte once uid maps and cgroup are in place */
+	int sync_fd;   /* read end: one byte once the uid and gid maps are written */
 	int report_fd; /* write end of the report pipe */
+	int ctl_fd;    /* the child's end of the program socketpair */
 	char tmp_opts[SBX_OPTS_LEN];
 	char shm_opts[SBX_OPTS_LEN];
 	char ws_opts[SBX_OPTS_LEN];
+	char cg_procs[SBX_CG__MAX][PATH_MAX]; /* cgroup.procs files to join; "" if unused */
 };
 
 static const char passwd[] = "root:x:0:0:root:/root:/usr/sbin/nologin\n"
@@ -210,19 +245,23 @@ build_proc(void)
 }
 
 static int
-copy_code(const struct sbx_spec *s)
+copy_code(const struct program *p)
 {
 	struct stat st;
 	off_t off = 0;
 	int fd;
 
-	if (fstat(s->code_fd, &st) < 0)
+	if (fstat(p->code_fd, &st) < 0)
 		return -1;
-	fd = open(s->code_path + 1, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (!S_ISREG(st.st_mode)) {
+		errno = EINVAL;
+		return -1;
+	}
+	fd = open(p->code_path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return -1;
 	while (off < st.st_size) {
-		ssize_t n = sendfile(fd, s->code_fd, &off, (size_t)(st.st_size - off));
+		ssize_t n = sendfile(fd, p->code_fd, &off, (size_t)(st.st_size - off));
 
 		if (n <= 0) {
 			if (n == 0)
@@ -286,17 +325,18 @@ drop_caps(void)
 
 /* The program's side of the fork: the last containment steps, then execve(). */
 static _Noreturn void
-exec_program(const struct child_args *a)
+exec_program(const struct child_args *a, const struct program *p)
 {
-	const struct sbx_spec *s = a->spec;
 	const struct sbx_limits *lim = a->lim;
-	int in = s->stdin_fd;
+	int in = p->stdin_fd;
 
 	if (setsid() < 0)
 		fail(a, SBX_STEP_STDIO);
 	if (in < 0 && (in = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0)
 		fail(a, SBX_STEP_STDIO);
-	if (dup2(in, 0) < 0 || dup2(s->stdout_fd, 1) < 0 || dup2(s->stderr_fd, 2) < 0)
+	/* The received fds are all above 2 (the child closed 3.. at start, and
+	 * recvmsg hands out the lowest free numbers, which 0-2 are not). */
+	if (dup2(in, 0) < 0 || dup2(p->stdout_fd, 1) < 0 || dup2(p->stderr_fd, 2) < 0)
 		fail(a, SBX_STEP_STDIO);
 	/* Only 0-2 reach the program; the report pipe is CLOEXEC and goes at execve. */
 	if (a->report_fd > 3)
@@ -333,8 +373,90 @@ exec_program(const struct child_args *a)
 	/* Last before execve: the filter also binds everything above. */
 	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &a->host->seccomp) < 0)
 		fail(a, SBX_STEP_SECCOMP);
-	execve(s->argv[0], (char *const *)s->argv, (char *const *)s->envp);
+	execve(p->argv[0], (char *const *)p->argv, (char *const *)p->envp);
 	fail(a, SBX_STEP_EXEC);
+}
+
+static bool
+valid_code_path(const char *p)
+{
+	return strncmp(p, "/tmp/", 5) == 0 && p[5] && !strchr(p + 5, '/') && strcmp(p + 5, ".") &&
+	       strcmp(p + 5, "..");
+}
+
+/*
+ * Waits for the program from sbx_exec() and checks it as untrusted input:
+ * every count and length against the buffer, every string NUL-terminated.
+ * Returns 0, 1 when the parent closed the socket instead (a warm sandbox
+ * that is no longer needed), or -1 with errno.
+ */
+static int
+receive_program(const struct child_args *a, char *buf, struct program *p)
+{
+	union {
+		struct cmsghdr align;
+		char b[CMSG_SPACE(4 * sizeof(int))];
+	} cbuf;
+	struct iovec iov = { buf, GO_MAX };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf.b,
+			     .msg_controllen = sizeof(cbuf.b) };
+	struct cmsghdr *cm;
+	struct go_hdr h;
+	int fds[4], nfds = 0, want;
+	ssize_t n;
+	size_t off;
+
+	do
+		n = recvmsg(a->ctl_fd, &mh, MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	if (n == 0)
+		return 1;
+	if (n < 0)
+		return -1;
+	for (cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
+		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
+			nfds = (int)((cm->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+			if (nfds > 4)
+				nfds = 4;
+			memcpy(fds, CMSG_DATA(cm), (size_t)nfds * sizeof(int));
+		}
+	errno = EBADMSG;
+	if ((mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || (size_t)n < sizeof(h))
+		return -1;
+	memcpy(&h, buf, sizeof(h));
+	want = 2 + !!(h.flags & GO_HAS_STDIN) + !!(h.flags & GO_HAS_CODE);
+	if (h.magic != GO_MAGIC || nfds != want || h.argc < 1 || h.argc > SBX_ARGS_MAX ||
+	    h.envc > SBX_ARGS_MAX)
+		return -1;
+	off = sizeof(h);
+	for (uint32_t i = 0; i < h.argc + h.envc; i++) {
+		const char *str = buf + off, *end = memchr(str, '\0', (size_t)n - off);
+
+		if (off >= (size_t)n || !end)
+			return -1;
+		if (i < h.argc)
+			p->argv[i] = str;
+		else
+			p->envp[i - h.argc] = str;
+		off = (size_t)(end - buf) + 1;
+	}
+	p->argv[h.argc] = NULL;
+	p->envp[h.envc] = NULL;
+	if (p->argv[0][0] != '/')
+		return -1;
+	p->stdout_fd = fds[0];
+	p->stderr_fd = fds[1];
+	p->stdin_fd = h.flags & GO_HAS_STDIN ? fds[2] : -1;
+	p->code_fd = h.flags & GO_HAS_CODE ? fds[want - 1] : -1;
+	p->code_path = NULL;
+	if (p->code_fd >= 0) {
+		h.code_path[sizeof(h.code_path) - 1] = '\0';
+		if (!valid_code_path(h.code_path))
+			return -1;
+		/* Points into buf, which outlives p: the header was copied from there. */
+		p->code_path = ((struct go_hdr *)(void *)buf)->code_path;
+	}
+	return 0;
 }
 
 /*
@@ -373,40 +495,57 @@ contain(struct child_args *a)
 {
 	const struct sbx_host *h = a->host;
 	const struct sbx_spec *s = a->spec;
-	int keep[6] = { a->sync_fd, a->report_fd, s->code_fd, s->stdin_fd, s->stdout_fd,
-			s->stderr_fd };
+	int keep[3] = { a->sync_fd, a->report_fd, a->ctl_fd };
+	static char gobuf[GO_MAX]; /* our own copy of the parent's memory: no allocation */
+	struct program p;
 	char c;
 	pid_t program;
+	int r;
 
 	/* 1. Nothing of the parent's but what we were given (a worker's socket, the
 	 *    FastCGI listener and other sandboxes' pipes stay out). */
-	close_others(keep, 6);
+	close_others(keep, 3);
 
-	/* 2. Wait until the parent has put us in our cgroup and written our uid and
-	 *    gid maps.  EOF means the parent gave up on us. */
+	/* 2. Join our cgroup before doing anything that costs memory or CPU.  We are
+	 *    still host root (kuid 0), which owns the cgroup files.  The migration
+	 *    waits for an RCU grace period: better here, in the child, than in the
+	 *    parent's event loop. */
+	for (int i = 0; i < SBX_CG__MAX; i++) {
+		int fd;
+
+		if (!a->cg_procs[i][0])
+			continue;
+		fd = open(a->cg_procs[i], O_WRONLY | O_CLOEXEC);
+		if (fd < 0 || write(fd, "0", 1) != 1)
+			fail(a, SBX_STEP_CGROUP);
+		close(fd);
+	}
+
+	/* 3. Wait until the parent has written our uid and gid maps.  EOF means the
+	 *    parent gave up on us. */
 	if (read(a->sync_fd, &c, 1) != 1)
 		fail(a, SBX_STEP_SYNC);
 	close(a->sync_fd);
 
-	/* 3. Become root of the new user namespace: host uid uid_base + slot * span,
+	/* 4. Become root of the new user namespace: host uid uid_base + slot * span,
 	 *    never host root.  Drop the host's supplementary groups. */
 	if (setresgid(0, 0, 0) < 0 || setgroups(0, NULL) < 0 || setresuid(0, 0, 0) < 0)
 		fail(a, SBX_STEP_CREDS);
-	/* The credential change cleared any parent-death signal; set it now.  If the
-	 *    parent is already gone, the report pipe has no reader. */
+	/*    The credential change cleared any parent-death signal; set it now.  If
+	 *    the parent is already gone, the report pipe has no reader. */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
 		fail(a, SBX_STEP_CREDS);
 	{
-		struct pollfd p = { a->report_fd, 0, 0 };
-		if (poll(&p, 1, 0) == 1 && (p.revents & POLLERR))
+		struct pollfd pf = { a->report_fd, 0, 0 };
+		if (poll(&pf, 1, 0) == 1 && (pf.revents & POLLERR))
 			_exit(125);
 	}
 
-	/* 4. A cgroup namespace rooted at our own cgroup. */
+	/* 5. A cgroup namespace rooted at our own cgroup. */
 	if (unshare(CLONE_NEWCGROUP) < 0)
 		fail(a, SBX_STEP_CGROUPNS);
 
-	/* 5. The filesystem: private propagation, then a tmpfs root built piece by
+	/* 6. The filesystem: private propagation, then a tmpfs root built piece by
 	 *    piece, relative to itself. */
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		fail(a, SBX_STEP_MOUNT_PRIVATE);
@@ -435,31 +574,43 @@ contain(struct child_args *a)
 		fail(a, SBX_STEP_MOUNT_DEV);
 	if (build_proc() < 0)
 		fail(a, SBX_STEP_MOUNT_PROC);
-	if (s->code_fd >= 0 && copy_code(s) < 0)
-		fail(a, SBX_STEP_CODE);
 
-	/* 6. Swap roots; the old one is detached and gone from view.  No /sys. */
+	/* 7. Swap roots; the old one is detached and gone from view.  No /sys. */
 	if (syscall(SYS_pivot_root, ".", ".") < 0 || umount2(".", MNT_DETACH) < 0 || chdir("/") < 0)
 		fail(a, SBX_STEP_PIVOT);
 	if (mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
 		fail(a, SBX_STEP_PIVOT);
 
-	/* 7. Names and network: our own hostname; loopback up and nothing else. */
+	/* 8. Names and network: our own hostname; loopback up and nothing else. */
 	if (sethostname(s->hostname, strlen(s->hostname)) < 0 ||
 	    setdomainname("sandbox", sizeof("sandbox") - 1) < 0)
 		fail(a, SBX_STEP_HOSTNAME);
 	if (loopback_up() < 0)
 		fail(a, SBX_STEP_LOOPBACK);
 
-	/* 8. Fork the program; this process stays as init, with no capabilities. */
+	/* 9. Ready: wait for the program (a warm sandbox waits here), then put its
+	 *    code file in /tmp. */
+	r = receive_program(a, gobuf, &p);
+	if (r == 1)
+		_exit(0);
+	if (r < 0)
+		fail(a, SBX_STEP_PROGRAM);
+	close(a->ctl_fd);
+	if (p.code_fd >= 0 && copy_code(&p) < 0)
+		fail(a, SBX_STEP_CODE);
+
+	/* 10. Fork the program; this process stays as init, with no capabilities. */
 	program = (pid_t)syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
 	if (program < 0)
 		fail(a, SBX_STEP_FORK);
 	if (program == 0)
-		exec_program(a);
-	for (int i = 2; i < 6; i++)
-		if (keep[i] >= 0 && keep[i] != a->report_fd)
-			close(keep[i]);
+		exec_program(a, &p);
+	close(p.stdout_fd);
+	close(p.stderr_fd);
+	if (p.stdin_fd >= 0)
+		close(p.stdin_fd);
+	if (p.code_fd >= 0)
+		close(p.code_fd);
 	if (drop_caps() < 0 || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		fail(a, SBX_STEP_CAPS);
 	init_loop(a, program);
@@ -487,17 +638,7 @@ valid_spec(const struct sbx_host *host, const struct sbx_spec *s)
 {
 	size_t hl = s->hostname ? strlen(s->hostname) : 0;
 
-	if (!s->argv || !s->argv[0] || s->argv[0][0] != '/' || !s->envp)
-		return false;
-	if (hl == 0 || hl > 63 || s->slot >= host->uid_slots)
-		return false;
-	/* The program's stdio is dup2()'d onto 0-2; sources there would collide. */
-	if (s->stdout_fd < 3 || s->stderr_fd < 3 || (s->stdin_fd >= 0 && s->stdin_fd < 3))
-		return false;
-	if (s->code_fd >= 0 &&
-	    (!s->code_path || strncmp(s->code_path, "/tmp/", 5) != 0 || strchr(s->code_path + 5, '/')))
-		return false;
-	return true;
+	return hl > 0 && hl <= 63 && s->slot < host->uid_slots;
 }
 
 int
@@ -506,7 +647,7 @@ sbx_spawn(struct sbx_host *host, const struct sbx_spec *spec, struct sbx_proc *r
 {
 	struct sbx_limits lim = spec->limits;
 	struct child_args a = { .host = host, .spec = spec, .lim = &lim };
-	int syncp[2] = { -1, -1 }, repp[2] = { -1, -1 };
+	int syncp[2] = { -1, -1 }, repp[2] = { -1, -1 }, ctl[2] = { -1, -1 };
 	enum sbx_step step = SBX_STEP_PIPE;
 	uint64_t start = now_ns(), oom_base;
 	uid_t base;
@@ -525,15 +666,20 @@ sbx_spawn(struct sbx_host *host, const struct sbx_spec *spec, struct sbx_proc *r
 		 (unsigned long long)lim.workspace_bytes,
 		 (unsigned long long)(lim.workspace_bytes >> 12), SBX_USER_UID, SBX_USER_GID);
 
-	if (pipe2(syncp, O_CLOEXEC) < 0 || pipe2(repp, O_CLOEXEC) < 0) {
+	if (pipe2(syncp, O_CLOEXEC) < 0 || pipe2(repp, O_CLOEXEC) < 0 ||
+	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ctl) < 0) {
 		r = -errno;
 		goto fail;
 	}
 	a.sync_fd = syncp[0];
 	a.report_fd = repp[1];
+	a.ctl_fd = ctl[1];
 
 	step = SBX_STEP_CGROUP;
 	r = sbx_cg_create(host, spec->slot, &lim);
+	if (r < 0)
+		goto fail;
+	r = sbx_cg_procs_paths(host, spec->slot, a.cg_procs);
 	if (r < 0)
 		goto fail;
 	oom_base = sbx_cg_oom_count(host, spec->slot);
@@ -554,11 +700,9 @@ sbx_spawn(struct sbx_host *host, const struct sbx_spec *spec, struct sbx_proc *r
 	syncp[0] = -1;
 	close(repp[1]);
 	repp[1] = -1;
+	close(ctl[1]);
+	ctl[1] = -1;
 
-	step = SBX_STEP_CGROUP;
-	r = sbx_cg_attach(host, spec->slot, pid);
-	if (r < 0)
-		goto fail;
 	step = SBX_STEP_UIDMAP;
 	r = write_map(pid, "uid_map", base);
 	if (r < 0)
@@ -573,8 +717,8 @@ sbx_spawn(struct sbx_host *host, const struct sbx_spec *spec, struct sbx_proc *r
 	}
 	close(syncp[1]);
 
-	*ret = (struct sbx_proc){ .pid = pid, .report_fd = repp[0], .slot = spec->slot,
-				  .start_ns = start, .oom_base = oom_base };
+	*ret = (struct sbx_proc){ .pid = pid, .report_fd = repp[0], .ctl_fd = ctl[0],
+				  .slot = spec->slot, .start_ns = start, .oom_base = oom_base };
 	return 0;
 fail:
 	if (pid > 0) {
@@ -586,12 +730,90 @@ fail:
 			close(syncp[i]);
 		if (repp[i] >= 0)
 			close(repp[i]);
+		if (ctl[i] >= 0)
+			close(ctl[i]);
 	}
 	if (reterr) {
 		reterr->step = step;
 		reterr->err = -r;
 	}
 	return r;
+}
+
+int
+sbx_exec(struct sbx_host *host, struct sbx_proc *proc, const struct sbx_prog *prog)
+{
+	static char buf[GO_MAX];
+	struct go_hdr h = { .magic = GO_MAGIC };
+	int fds[4], nfds = 0, r;
+	size_t off = sizeof(h);
+
+	(void)host;
+	if (proc->ctl_fd < 0)
+		return -EALREADY;
+	if (!prog->argv || !prog->argv[0] || prog->argv[0][0] != '/' || !prog->envp ||
+	    prog->stdout_fd < 0 || prog->stderr_fd < 0)
+		return -EINVAL;
+	for (const char *const *v = prog->argv; *v; v++, h.argc++) {
+		size_t len = strlen(*v) + 1;
+
+		if (h.argc == SBX_ARGS_MAX || len > GO_MAX - off)
+			return -E2BIG;
+		memcpy(buf + off, *v, len);
+		off += len;
+	}
+	for (const char *const *v = prog->envp; *v; v++, h.envc++) {
+		size_t len = strlen(*v) + 1;
+
+		if (h.envc == SBX_ARGS_MAX || len > GO_MAX - off)
+			return -E2BIG;
+		memcpy(buf + off, *v, len);
+		off += len;
+	}
+	fds[nfds++] = prog->stdout_fd;
+	fds[nfds++] = prog->stderr_fd;
+	if (prog->stdin_fd >= 0) {
+		h.flags |= GO_HAS_STDIN;
+		fds[nfds++] = prog->stdin_fd;
+	}
+	if (prog->code_fd >= 0) {
+		if (!prog->code_path || strlen(prog->code_path) >= sizeof(h.code_path) ||
+		    !valid_code_path(prog->code_path))
+			return -EINVAL;
+		h.flags |= GO_HAS_CODE;
+		memcpy(h.code_path, prog->code_path, strlen(prog->code_path) + 1);
+		fds[nfds++] = prog->code_fd;
+	}
+	memcpy(buf, &h, sizeof(h));
+
+	{
+		union {
+			struct cmsghdr align;
+			char b[CMSG_SPACE(4 * sizeof(int))];
+		} cbuf;
+		struct iovec iov = { buf, off };
+		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf.b,
+				     .msg_controllen = CMSG_SPACE((size_t)nfds * sizeof(int)) };
+		struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+		ssize_t n;
+
+		memset(cbuf.b, 0, sizeof(cbuf.b));
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
+		memcpy(CMSG_DATA(cm), fds, (size_t)nfds * sizeof(int));
+		do
+			n = sendmsg(proc->ctl_fd, &mh, MSG_NOSIGNAL);
+		while (n < 0 && errno == EINTR);
+		r = n < 0 ? -errno : (size_t)n == off ? 0 : -EIO;
+	}
+	/* Once is all: the sandbox stops listening after the first program. */
+	close(proc->ctl_fd);
+	proc->ctl_fd = -1;
+	if (r < 0)
+		return r;
+	proc->start_ns = now_ns();
+	return 0;
 }
 
 int
@@ -616,6 +838,10 @@ sbx_reap(struct sbx_host *host, struct sbx_proc *proc, int wstatus, struct sbx_r
 	while (n < 0 && errno == EINTR);
 	close(proc->report_fd);
 	proc->report_fd = -1;
+	if (proc->ctl_fd >= 0) {
+		close(proc->ctl_fd);
+		proc->ctl_fd = -1;
+	}
 
 	if (n == (ssize_t)sizeof(rep) && rep.magic == REPORT_MAGIC && rep.step != SBX_STEP_NONE) {
 		ret->setup.step = (enum sbx_step)rep.step;
@@ -623,6 +849,7 @@ sbx_reap(struct sbx_host *host, struct sbx_proc *proc, int wstatus, struct sbx_r
 		ret->exit_code = 125;
 	} else if (n == (ssize_t)sizeof(rep) && rep.magic == REPORT_MAGIC && rep.have_status) {
 		wstatus = rep.wstatus;
+		ret->ran = true;
 	}
 	if (ret->setup.step == SBX_STEP_NONE) {
 		if (WIFEXITED(wstatus)) {
@@ -640,8 +867,8 @@ sbx_reap(struct sbx_host *host, struct sbx_proc *proc, int wstatus, struct sbx_r
 }
 
 int
-sbx_run(struct sbx_host *host, const struct sbx_spec *spec, uint32_t timeout_ms,
-	struct sbx_result *ret, struct sbx_err *reterr)
+sbx_run(struct sbx_host *host, const struct sbx_spec *spec, const struct sbx_prog *prog,
+	uint32_t timeout_ms, struct sbx_result *ret, struct sbx_err *reterr)
 {
 	struct sbx_proc proc;
 	struct pollfd p;
@@ -650,6 +877,14 @@ sbx_run(struct sbx_host *host, const struct sbx_spec *spec, uint32_t timeout_ms,
 	r = sbx_spawn(host, spec, &proc, reterr);
 	if (r < 0)
 		return r;
+	r = sbx_exec(host, &proc, prog);
+	if (r < 0) {
+		/* The sandbox died before it took the program; its report says why. */
+		if (reterr) {
+			reterr->step = SBX_STEP_PROGRAM;
+			reterr->err = -r;
+		}
+	}
 	pidfd = (int)syscall(SYS_pidfd_open, proc.pid, 0);
 	if (pidfd >= 0) {
 		p = (struct pollfd){ pidfd, POLLIN, 0 };

@@ -42,6 +42,7 @@ static const char *const step_names[SBX_STEP__MAX] = {
 	[SBX_STEP_MOUNT_WORKSPACE] = "mount /workspace",
 	[SBX_STEP_MOUNT_DEV] = "build /dev",
 	[SBX_STEP_MOUNT_PROC] = "mount /proc",
+	[SBX_STEP_PROGRAM] = "receive program",
 	[SBX_STEP_CODE] = "copy code",
 	[SBX_STEP_PIVOT] = "pivot_root",
 	[SBX_STEP_HOSTNAME] = "set hostname",

@@ -54,7 +54,8 @@ void sbx_scmp_free(struct sock_fprog *prog);
 int sbx_cg_init(struct sbx_host *host, const char *cgroup_root);
 void sbx_cg_fini(struct sbx_host *host);
 int sbx_cg_create(struct sbx_host *host, uint32_t slot, const struct sbx_limits *lim);
-int sbx_cg_attach(struct sbx_host *host, uint32_t slot, pid_t pid);
+/* The cgroup.procs files a sandbox of this slot joins, one per hierarchy ("" if none). */
+int sbx_cg_procs_paths(struct sbx_host *host, uint32_t slot, char ret[SBX_CG__MAX][PATH_MAX]);
 int sbx_cg_kill(struct sbx_host *host, uint32_t slot);
 uint64_t sbx_cg_oom_count(struct sbx_host *host, uint32_t slot);
 int sbx_cg_remove(struct sbx_host *host, uint32_t slot);

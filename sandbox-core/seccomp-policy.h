@@ -11,7 +11,7 @@
 enum sbx_scmp_match {
 	SBX_SCMP_ALWAYS,       /* deny every call */
 	SBX_SCMP_ARG_EQ32,     /* deny when the low 32 bits of arg equal value */
-	SBX_SCMP_ARG_ANY_BITS, /* deny when arg has any bit of value set */
+	SBX_SCMP_ARG_ANY_BITS, /* deny when arg has any bit of value set and no bit of guard */
 	SBX_SCMP_ARG_TYPE_RAW, /* deny when (arg & 0xf) == value: a socket type */
 };
 
@@ -21,6 +21,7 @@ struct sbx_scmp_rule {
 	enum sbx_scmp_match match;
 	unsigned arg;             /* argument index for the ARG_* matches */
 	uint64_t value;
+	uint64_t guard;           /* ARG_ANY_BITS: a bit here set in arg exempts the call */
 };
 
 extern const struct sbx_scmp_rule sbx_scmp_policy[];

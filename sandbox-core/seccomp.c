@@ -36,79 +36,97 @@
 #define AF_VSOCK 40
 #endif
 
+/* personality(2) flags that weaken the next program: no ASLR, executable data,
+ * a page at address zero, old address-space layouts. */
+#define PERSONALITY_DANGEROUS                                                                \
+	(0x0040000u /* ADDR_NO_RANDOMIZE */ | 0x0100000u /* MMAP_PAGE_ZERO */ |              \
+	 0x0200000u /* ADDR_COMPAT_LAYOUT */ | 0x0400000u /* READ_IMPLIES_EXEC */ |          \
+	 0x0800000u /* ADDR_LIMIT_32BIT */ | 0x8000000u /* ADDR_LIMIT_3GB */)
+
 /* Any of these flags on clone() or unshare() would create a namespace. */
 #define NS_FLAGS                                                                             \
 	(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC |           \
 	 CLONE_NEWUTS | CLONE_NEWCGROUP | CLONE_NEWTIME)
 
+#define DENY(sys, e) { sys, e, SBX_SCMP_ALWAYS, 0, 0, 0 }
+#define DENY_EQ32(sys, e, arg, v) { sys, e, SBX_SCMP_ARG_EQ32, arg, v, 0 }
+#define DENY_SOCKTYPE(sys, e, arg, v) { sys, e, SBX_SCMP_ARG_TYPE_RAW, arg, v, 0 }
+#define DENY_BITS(sys, e, arg, bits, guard) { sys, e, SBX_SCMP_ARG_ANY_BITS, arg, bits, guard }
+
 const struct sbx_scmp_rule sbx_scmp_policy[] = {
 	/* Namespaces: clone3 passes its flags in memory that seccomp cannot read, so it
 	 * answers ENOSYS and libc falls back to clone(), whose flags we can check. */
-	{ "clone3", ENOSYS, SBX_SCMP_ALWAYS, 0, 0 },
-	{ "clone", EPERM, SBX_SCMP_ARG_ANY_BITS, 0, NS_FLAGS },
-	{ "unshare", EPERM, SBX_SCMP_ARG_ANY_BITS, 0, NS_FLAGS },
-	{ "setns", EPERM, SBX_SCMP_ALWAYS, 0, 0 },
+	DENY("clone3", ENOSYS),
+	DENY_BITS("clone", EPERM, 0, NS_FLAGS, 0),
+	DENY_BITS("unshare", EPERM, 0, NS_FLAGS, 0),
+	DENY("setns", EPERM),
 	/* Mounts, old and new API, and root changes. */
-	{ "mount", EPERM, SBX_SCMP_ALWAYS, 0, 0 },
-	{ "umount2", EPERM, SBX_SCMP_ALWAYS, 0, 0 },
-	{ "pivot_root", EPERM, SBX_SCMP_ALWAYS, 0, 0 },
-	{ "chroot", EPERM, SBX_SCMP_ALWAYS, 0, 0 },
-	{ "fsopen", EPERM, SBX_SCMP_ALWAYS, 0, 0 },
-	{ "fsconfig", EPERM, SBX_SCMP_ALWAYS, 0, 0 },
-	{ "fsmount", EPERM, SBX_SCMP_ALWAYS, 0, 0 },
-	{ "fspick", EPERM, SBX_SCMP_ALWAYS, 0, 0 },
-	{ "move_mount", EPERM, SBX_SCMP_ALWAYS, 0, 0 },
-	{ "open_tree", EPERM, SBX_SCMP_ALWAYS, 0, 0 },
-	{ "mount_setattr", EPERM, SBX_SCMP_ALWAYS, 0, 0 },
+	DENY("mount", EPERM),
+	DENY("umount2", EPERM),
+	DENY("pivot_root", EPERM),
+	DENY("chroot", EPERM),
+	DENY("fsopen", EPERM),
+	DENY("fsconfig", EPERM),
+	DENY("fsmount", EPERM),
+	DENY("fspick", EPERM),
+	DENY("move_mount", EPERM),
+	DENY("open_tree", EPERM),
+	DENY("mount_setattr", EPERM),
 	/* Other processes' memory. */
-	{ "ptrace", EPERM, SBX_SCMP_ALWAYS, 0, 0 },
-	{ "process_vm_readv", EPERM, SBX_SCMP_ALWAYS, 0, 0 },
-	{ "process_vm_writev", EPERM, SBX_SCMP_ALWAYS, 0, 0 },
-	{ "kcmp", EPERM, SBX_SCMP_ALWAYS, 0, 0 },
-	{ "pidfd_getfd", EPERM, SBX_SCMP_ALWAYS, 0, 0 },
+	DENY("ptrace", EPERM),
+	DENY("process_vm_readv", EPERM),
+	DENY("process_vm_writev", EPERM),
+	DENY("kcmp", EPERM),
+	DENY("pidfd_getfd", EPERM),
 	/* Kernel keyrings. */
-	{ "keyctl", EPERM, SBX_SCMP_ALWAYS, 0, 0 },
-	{ "add_key", EPERM, SBX_SCMP_ALWAYS, 0, 0 },
-	{ "request_key", EPERM, SBX_SCMP_ALWAYS, 0, 0 },
+	DENY("keyctl", EPERM),
+	DENY("add_key", EPERM),
+	DENY("request_key", EPERM),
 	/* Large kernel surfaces that user code does not need. */
-	{ "bpf", EPERM, SBX_SCMP_ALWAYS, 0, 0 },
-	{ "userfaultfd", EPERM, SBX_SCMP_ALWAYS, 0, 0 },
-	{ "io_uring_setup", EPERM, SBX_SCMP_ALWAYS, 0, 0 },
-	{ "io_uring_enter", EPERM, SBX_SCMP_ALWAYS, 0, 0 },
-	{ "io_uring_register", EPERM, SBX_SCMP_ALWAYS, 0, 0 },
-	{ "perf_event_open", EPERM, SBX_SCMP_ALWAYS, 0, 0 },
-	{ "fanotify_init", EPERM, SBX_SCMP_ALWAYS, 0, 0 },
-	{ "lookup_dcookie", EPERM, SBX_SCMP_ALWAYS, 0, 0 },
+	DENY("bpf", EPERM),
+	DENY("userfaultfd", EPERM),
+	DENY("io_uring_setup", EPERM),
+	DENY("io_uring_enter", EPERM),
+	DENY("io_uring_register", EPERM),
+	DENY("perf_event_open", EPERM),
+	DENY("fanotify_init", EPERM),
+	DENY("lookup_dcookie", EPERM),
 	/* Host-wide administration. */
-	{ "kexec_load", EPERM, SBX_SCMP_ALWAYS, 0, 0 },
-	{ "kexec_file_load", EPERM, SBX_SCMP_ALWAYS, 0, 0 },
-	{ "init_module", EPERM, SBX_SCMP_ALWAYS, 0, 0 },
-	{ "finit_module", EPERM, SBX_SCMP_ALWAYS, 0, 0 },
-	{ "delete_module", EPERM, SBX_SCMP_ALWAYS, 0, 0 },
-	{ "open_by_handle_at", EPERM, SBX_SCMP_ALWAYS, 0, 0 },
-	{ "name_to_handle_at", EPERM, SBX_SCMP_ALWAYS, 0, 0 },
-	{ "syslog", EPERM, SBX_SCMP_ALWAYS, 0, 0 },
-	{ "reboot", EPERM, SBX_SCMP_ALWAYS, 0, 0 },
-	{ "acct", EPERM, SBX_SCMP_ALWAYS, 0, 0 },
-	{ "swapon", EPERM, SBX_SCMP_ALWAYS, 0, 0 },
-	{ "swapoff", EPERM, SBX_SCMP_ALWAYS, 0, 0 },
-	{ "quotactl", EPERM, SBX_SCMP_ALWAYS, 0, 0 },
-	{ "settimeofday", EPERM, SBX_SCMP_ALWAYS, 0, 0 },
-	{ "clock_settime", EPERM, SBX_SCMP_ALWAYS, 0, 0 },
-	{ "clock_adjtime", EPERM, SBX_SCMP_ALWAYS, 0, 0 },
-	{ "adjtimex", EPERM, SBX_SCMP_ALWAYS, 0, 0 },
-	{ "iopl", EPERM, SBX_SCMP_ALWAYS, 0, 0 },
-	{ "ioperm", EPERM, SBX_SCMP_ALWAYS, 0, 0 },
-	{ "vhangup", EPERM, SBX_SCMP_ALWAYS, 0, 0 },
-	{ "uselib", EPERM, SBX_SCMP_ALWAYS, 0, 0 },
+	DENY("kexec_load", EPERM),
+	DENY("kexec_file_load", EPERM),
+	DENY("init_module", EPERM),
+	DENY("finit_module", EPERM),
+	DENY("delete_module", EPERM),
+	DENY("open_by_handle_at", EPERM),
+	DENY("name_to_handle_at", EPERM),
+	DENY("syslog", EPERM),
+	DENY("reboot", EPERM),
+	DENY("acct", EPERM),
+	DENY("swapon", EPERM),
+	DENY("swapoff", EPERM),
+	DENY("quotactl", EPERM),
+	DENY("settimeofday", EPERM),
+	DENY("clock_settime", EPERM),
+	DENY("clock_adjtime", EPERM),
+	DENY("adjtimex", EPERM),
+	DENY("iopl", EPERM),
+	DENY("ioperm", EPERM),
+	DENY("vhangup", EPERM),
+	DENY("uselib", EPERM),
+	/* The LDT is x86 legacy with a history of kernel bugs (CVE-2015-5157 and others). */
+	DENY("modify_ldt", EPERM),
+	/* personality(): no turning off ASLR or making data executable for what runs
+	 * next.  Real personalities never use bit 31, so the query value 0xffffffff
+	 * is exempt through the guard bit. */
+	DENY_BITS("personality", EPERM, 0, PERSONALITY_DANGEROUS, 0x80000000u),
 	/* Sockets: no packet, raw or vsock sockets.  The kernel reads int arguments as 32
 	 * bits, so the comparisons mask to 32 bits and high garbage cannot slip past. */
-	{ "socket", EPERM, SBX_SCMP_ARG_EQ32, 0, AF_PACKET },
-	{ "socket", EPERM, SBX_SCMP_ARG_EQ32, 0, AF_VSOCK },
-	{ "socket", EPERM, SBX_SCMP_ARG_TYPE_RAW, 1, SOCK_RAW },
+	DENY_EQ32("socket", EPERM, 0, AF_PACKET),
+	DENY_EQ32("socket", EPERM, 0, AF_VSOCK),
+	DENY_SOCKTYPE("socket", EPERM, 1, SOCK_RAW),
 	/* Terminal injection (CVE-2017-5226, CVE-2019-10063, CVE-2023-1523). */
-	{ "ioctl", EPERM, SBX_SCMP_ARG_EQ32, 1, TIOCSTI },
-	{ "ioctl", EPERM, SBX_SCMP_ARG_EQ32, 1, TIOCLINUX },
+	DENY_EQ32("ioctl", EPERM, 1, TIOCSTI),
+	DENY_EQ32("ioctl", EPERM, 1, TIOCLINUX),
 };
 
 const size_t sbx_scmp_policy_len = sizeof(sbx_scmp_policy) / sizeof(sbx_scmp_policy[0]);
@@ -144,7 +162,7 @@ add_rule(scmp_filter_ctx ctx, const struct sbx_scmp_rule *r)
 			if (!(r->value & flag))
 				continue;
 			ret = seccomp_rule_add(ctx, action, nr, 1,
-					       SCMP_CMP64(r->arg, SCMP_CMP_MASKED_EQ, flag, flag));
+					       SCMP_CMP64(r->arg, SCMP_CMP_MASKED_EQ, flag | r->guard, flag));
 			if (ret < 0)
 				return ret;
 		}

@@ -60,7 +60,7 @@ def run_unit(build_dir, tally, only):
         r = subprocess.run([b], capture_output=True, text=True, timeout=300)
         out = r.stdout + r.stderr
         oks = re.findall(r"^\[\s+OK\s+\] (\S+)", out, re.M)
-        bad = re.findall(r"^\[\s+FAILED\s+\] (\S+)$", out, re.M)
+        bad = sorted(set(re.findall(r"^\[\s+FAILED\s+\] (\S+)$", out, re.M)))
         for t in oks:
             tally.ok(f"unit/{name}/{t}")
         for t in bad:
@@ -146,7 +146,7 @@ def run_suites(build_dir, tally, only, keep):
         rc = stack.stop(keep_dir=keep or tally.failed > 0)
         if rc not in (0, None):
             tally.fail("stack stop", f"sandboxd exited {rc} on SIGTERM\n" + _tail(stack))
-        left = stack.sandbox_pids()
+        left = stack.sandbox_pids(include_init=True)
         if left:
             tally.fail("stack stop", f"sandbox processes left on the host after stop: {left}")
         if tally.failed:

@@ -43,6 +43,7 @@ enum sbx_step {
 	SBX_STEP_MOUNT_WORKSPACE,
 	SBX_STEP_MOUNT_DEV,
 	SBX_STEP_MOUNT_PROC,
+	SBX_STEP_PROGRAM,
 	SBX_STEP_CODE,
 	SBX_STEP_PIVOT,
 	SBX_STEP_HOSTNAME,
@@ -104,27 +105,36 @@ void sbx_host_free(struct sbx_host *host);
 /* Returns "v2" or "v1": which cgroup hierarchy the host uses. */
 const char *sbx_host_cgroup_version(const struct sbx_host *host);
 
-/* What to run in a new sandbox. */
+/* A sandbox to build. */
 struct sbx_spec {
-	const char *const *argv; /* argv[0] is an absolute path inside the sandbox */
-	const char *const *envp; /* the whole environment of the program */
 	const char *hostname;    /* the sandbox's hostname (a DNS label) */
-	int code_fd;             /* >= 0: its contents become the file code_path */
-	const char *code_path;   /* absolute path under /tmp, with code_fd */
-	int stdin_fd;            /* -1: /dev/null */
-	int stdout_fd;           /* required */
-	int stderr_fd;           /* required */
 	uint32_t slot;           /* uid slot, < uid_slots, unique among live sandboxes */
 	struct sbx_limits limits;
 };
 
+/* Bounds of what one program may be given. */
+#define SBX_ARGS_MAX 256          /* argv entries, and envp entries, each */
+#define SBX_STRINGS_MAX 60000     /* bytes of argv and envp strings together */
+
+/* The program a sandbox runs. */
+struct sbx_prog {
+	const char *const *argv; /* argv[0] is an absolute path inside the sandbox */
+	const char *const *envp; /* the whole environment of the program */
+	int code_fd;             /* >= 0: its contents become the file code_path */
+	const char *code_path;   /* "/tmp/NAME", with code_fd */
+	int stdin_fd;            /* -1: /dev/null */
+	int stdout_fd;           /* required */
+	int stderr_fd;           /* required */
+};
+
 /* A sandbox that has been spawned and not yet reaped. */
 struct sbx_proc {
-	pid_t pid;        /* the sandbox's init, a child of the caller */
-	int report_fd;    /* read end of the child's report pipe */
-	uint32_t slot;    /* uid slot */
-	uint64_t start_ns; /* CLOCK_MONOTONIC at spawn */
-	bool killed;      /* sbx_kill() was called */
+	pid_t pid;         /* the sandbox's init, a child of the caller */
+	int report_fd;     /* read end of the child's report pipe */
+	int ctl_fd;        /* where the program is sent; -1 once sent */
+	uint32_t slot;     /* uid slot */
+	uint64_t start_ns; /* CLOCK_MONOTONIC at sbx_exec() (at spawn until then) */
+	bool killed;       /* sbx_kill() was called */
 	uint64_t oom_base; /* the cgroup's OOM-kill count at spawn */
 };
 
@@ -134,18 +144,29 @@ struct sbx_result {
 	int signal;       /* the signal that ended the program, 0 if it exited */
 	bool oom_killed;  /* the kernel's OOM killer ran in the sandbox's cgroup */
 	bool killed;      /* sandboxd killed the tree (timeout or shutdown) */
-	uint64_t wall_us; /* from spawn to reap */
+	bool ran;         /* a program was started */
+	uint64_t wall_us; /* from sbx_exec() to reap */
 	struct sbx_err setup; /* step != SBX_STEP_NONE: the sandbox never ran the program */
 };
 
 /*
- * Spawns a sandbox running spec->argv and returns at once.  The caller must
- * later waitpid() ret->pid (for example on SIGCHLD) and pass the status to
- * sbx_reap().  The caller keeps ownership of the fds in *spec.  The caller
- * must not have threads.
+ * Builds a sandbox and returns at once.  The sandbox sets itself up in the
+ * background (namespaces, cgroup, root filesystem, network) and then waits
+ * for its program, which sbx_exec() sends; a warm pool is sandboxes spawned
+ * ahead of need.  The caller must later waitpid() ret->pid (for example on
+ * SIGCHLD) and pass the status to sbx_reap().  The caller must not have
+ * threads.
  */
 int sbx_spawn(struct sbx_host *host, const struct sbx_spec *spec, struct sbx_proc *ret,
 	      struct sbx_err *reterr);
+
+/*
+ * Sends the program to a spawned sandbox, once.  The sandbox copies the code
+ * file in, then runs the program under the last containment steps.  The
+ * caller keeps ownership of the fds in *prog.  Returns -E2BIG if argv or envp
+ * pass the SBX_* bounds, -EPIPE if the sandbox is gone.
+ */
+int sbx_exec(struct sbx_host *host, struct sbx_proc *proc, const struct sbx_prog *prog);
 
 /* Kills every process of the sandbox (its cgroup, then its init).  Idempotent. */
 int sbx_kill(struct sbx_host *host, struct sbx_proc *proc);
@@ -159,11 +180,11 @@ int sbx_kill(struct sbx_host *host, struct sbx_proc *proc);
 void sbx_reap(struct sbx_host *host, struct sbx_proc *proc, int wstatus, struct sbx_result *ret);
 
 /*
- * Runs spec to completion, waiting at most timeout_ms (0: no limit), and
- * fills *ret.  A blocking convenience over sbx_spawn()/sbx_reap() for tools and
- * tests; output goes straight to the fds in *spec.
+ * Runs prog in a new sandbox to completion, waiting at most timeout_ms (0: no
+ * limit), and fills *ret.  A blocking convenience over sbx_spawn(),
+ * sbx_exec() and sbx_reap() for tools and tests.
  */
-int sbx_run(struct sbx_host *host, const struct sbx_spec *spec, uint32_t timeout_ms,
-	    struct sbx_result *ret, struct sbx_err *reterr);
+int sbx_run(struct sbx_host *host, const struct sbx_spec *spec, const struct sbx_prog *prog,
+	    uint32_t timeout_ms, struct sbx_result *ret, struct sbx_err *reterr);
 
 #endif

@@ -201,8 +201,12 @@ class Stack:
                 out.append(int(pid))
         return out
 
-    def sandbox_pids(self):
-        """Host pids whose real uid lies in this stack's sandbox uid range."""
+    def sandbox_pids(self, include_init=False):
+        """Host pids of sandboxed code: real uid in this stack's sandbox range.
+
+        Each sandbox's init runs as the sandbox's root (the first uid of its
+        range) and user code as uid 1000 inside, so the warm pool's waiting
+        inits are told apart from code by uid; include_init counts them too."""
         out = []
         for pid in os.listdir("/proc"):
             if not pid.isdigit():
@@ -213,6 +217,8 @@ class Stack:
             except OSError:
                 continue
             uid = int(st.split("Uid:")[1].split()[0])
-            if self.uid_base <= uid < self.uid_base + self.uid_span:
+            if not self.uid_base <= uid < self.uid_base + self.uid_span:
+                continue
+            if include_init or (uid - self.uid_base) % 65536 != 0:
                 out.append(int(pid))
         return out

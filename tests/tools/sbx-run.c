@@ -27,6 +27,7 @@ main(int argc, char **argv)
 	struct sbx_host_config cfg = { .uid_base = 3000000000u, .uid_slots = 16 };
 	struct sbx_host *host;
 	struct sbx_spec spec = { 0 };
+	struct sbx_prog prog = { 0 };
 	struct sbx_result res;
 	struct sbx_err err = { 0 };
 	unsigned long timeout = 0, runs = 1;
@@ -58,16 +59,16 @@ main(int argc, char **argv)
 	}
 	out = fcntl(1, F_DUPFD_CLOEXEC, 3);
 	errfd = fcntl(2, F_DUPFD_CLOEXEC, 3);
-	spec.argv = (const char *const *)&argv[optind];
-	spec.envp = envp;
+	prog.argv = (const char *const *)&argv[optind];
+	prog.envp = envp;
+	prog.code_fd = -1;
+	prog.stdin_fd = -1;
+	prog.stdout_fd = out;
+	prog.stderr_fd = errfd;
 	spec.hostname = "sbx-run";
-	spec.code_fd = -1;
-	spec.stdin_fd = -1;
-	spec.stdout_fd = out;
-	spec.stderr_fd = errfd;
 	spec.slot = (uint32_t)getpid() % cfg.uid_slots;
 	for (unsigned long i = 0; i < runs; i++) {
-		r = sbx_run(host, &spec, (uint32_t)timeout, &res, &err);
+		r = sbx_run(host, &spec, &prog, (uint32_t)timeout, &res, &err);
 		if (r < 0 || res.setup.step != SBX_STEP_NONE)
 			break;
 		if (runs > 1)
