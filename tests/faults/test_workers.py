@@ -1,0 +1,73 @@
+"""Worker supervision: a worker that dies is replaced, a sandbox whose worker
+died is killed (sandboxes are the master's children, so nothing is orphaned),
+and the service keeps serving."""
+import os
+import select
+import signal
+import threading
+import time
+
+
+def _wait_workers(ctx, n, gone=(), timeout=10):
+    """Waits until n workers run and none of the pids in gone is among them.
+    The dead are waited for on pidfds; the replacements start right after the
+    master reaps them, so a short bounded yield loop covers the rest."""
+    for pid in gone:
+        try:
+            fd = os.pidfd_open(pid)
+        except OSError:
+            continue
+        select.select([fd], [], [], timeout)
+        os.close(fd)
+    deadline = time.monotonic() + timeout
+    while True:
+        pids = ctx.stack.worker_pids()
+        if (len(pids) == n and not set(gone) & set(pids)) or time.monotonic() > deadline:
+            return pids
+        os.sched_yield()
+
+
+def test_killed_worker_is_replaced(ctx):
+    before = ctx.stack.worker_pids()
+    assert len(before) == ctx.stack.workers, before
+    victim = before[0]
+    os.kill(victim, signal.SIGKILL)
+    after = _wait_workers(ctx, ctx.stack.workers, gone=[victim])
+    assert victim not in after and len(after) == ctx.stack.workers, (before, after)
+    assert "killed by signal 9; replacing it" in ctx.stack.log_text()
+    for i in range(ctx.stack.workers * 2):
+        status, body = ctx.run(f"print({i})")
+        assert status == 200 and body["output"] == f"{i}\n", body
+
+
+def test_sandbox_of_a_dead_worker_is_killed(ctx):
+    """Kill every worker while one is waiting on a long run: the client gets a
+    JSON 503 from nginx, the run's sandbox is killed, nothing is left on the
+    host, and the replacements serve."""
+    result = {}
+
+    def long_run():
+        from context import Context
+        c = Context(ctx.stack)
+        result["r"] = c.request("POST", "/v1/run", {"code": "import time\nprint('started', flush=True)\ntime.sleep(60)", "timeout": 60000})
+
+    t = threading.Thread(target=long_run)
+    t.start()
+    # The run is in flight once its user process exists.
+    deadline = time.monotonic() + 10
+    while not ctx.stack.sandbox_pids():
+        assert time.monotonic() < deadline, "the long run never started"
+        os.sched_yield()
+    victims = ctx.stack.worker_pids()
+    for pid in victims:
+        os.kill(pid, signal.SIGKILL)
+    t.join(30)
+    assert not t.is_alive(), "the client was left hanging"
+    status, headers, data = result["r"]
+    assert status == 503 and b"SERVICE_UNAVAILABLE" in data, (status, data)
+    left = ctx.host_sandbox_pids(settle_s=5)
+    assert not left, f"the dead worker's sandbox is still running: {left}"
+    after = _wait_workers(ctx, ctx.stack.workers, gone=victims)
+    assert len(after) == ctx.stack.workers and not set(after) & set(victims), (victims, after)
+    status, body = ctx.run("print('after')")
+    assert status == 200 and body["output"] == "after\n", body
