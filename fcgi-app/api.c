@@ -150,7 +150,8 @@ api_parse_body(struct api_req *req)
 	json_t *root;
 
 	if (!req->body || req->body_len == 0) {
-		api_error(req, 400, "INVALID_JSON", NULL, "the request body is empty; a JSON object is required");
+		api_error(req, 400, "INVALID_JSON", NULL,
+			  "the request body is empty; a JSON object is required");
 		return NULL;
 	}
 	root = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);

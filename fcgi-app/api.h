@@ -12,17 +12,17 @@
 #include "conf.h"
 
 struct api_req {
-	void *fcgx;              /* FCGX_Request *, for worker.c only */
+	void *fcgx; /* FCGX_Request *, for worker.c only */
 	const struct conf *conf;
-	int master;              /* socket to the master */
-	const char *method;      /* "GET" */
-	const char *path;        /* decoded path, no query */
+	int master;		 /* socket to the master */
+	const char *method;	 /* "GET" */
+	const char *path;	 /* decoded path, no query */
 	const char *remote_addr; /* client address as nginx saw it */
-	const char *auth;        /* Authorization header or NULL */
+	const char *auth;	 /* Authorization header or NULL */
 	const char *content_type;
-	char *body;              /* NUL-terminated request body (NULL if none) */
+	char *body; /* NUL-terminated request body (NULL if none) */
 	size_t body_len;
-	char id[20];             /* request id, for the log and X-Request-Id */
+	char id[20]; /* request id, for the log and X-Request-Id */
 };
 
 /* Sends status with the JSON body (a reference is stolen).  Returns status. */

@@ -27,7 +27,10 @@ struct conf_key {
 	uint64_t min, max; /* for numbers */
 };
 
-#define K(n, t, f, lo, hi) { n, t, offsetof(struct conf, f), lo, hi }
+#define K(n, t, f, lo, hi)                                                                         \
+	{                                                                                          \
+		n, t, offsetof(struct conf, f), lo, hi                                             \
+	}
 static const struct conf_key keys[] = {
 	K("socket", T_STR, socket, 0, 0),
 	K("socket_group", T_STR, socket_group, 0, 0),
@@ -145,10 +148,12 @@ set_keys(struct conf *c, const char *val, size_t len, char *errbuf, size_t errle
 		if (start == end)
 			continue;
 		if (end - start < 16 || end - start > 256)
-			return fail(errbuf, errlen, "api_keys: each key must be 16 to 256 characters");
+			return fail(errbuf, errlen,
+				    "api_keys: each key must be 16 to 256 characters");
 		for (size_t j = start; j < end; j++)
 			if (!isgraph((unsigned char)val[j]))
-				return fail(errbuf, errlen, "api_keys: keys must be printable, without spaces");
+				return fail(errbuf, errlen,
+					    "api_keys: keys must be printable, without spaces");
 		if (c->n_api_keys == CONF_MAX_API_KEYS)
 			return fail(errbuf, errlen, "api_keys: at most %d keys", CONF_MAX_API_KEYS);
 		c->api_keys[c->n_api_keys] = strndup(val + start, end - start);
@@ -172,7 +177,8 @@ set_value(struct conf *c, const struct conf_key *k, const char *val, size_t len,
 		char *s;
 
 		if (len == 0 || len > 4096)
-			return fail(errbuf, errlen, "%s: value must be 1 to 4096 characters", k->name);
+			return fail(errbuf, errlen, "%s: value must be 1 to 4096 characters",
+				    k->name);
 		if (memchr(val, '\0', len))
 			return fail(errbuf, errlen, "%s: value contains a NUL byte", k->name);
 		s = strndup(val, len);
@@ -182,8 +188,7 @@ set_value(struct conf *c, const struct conf_key *k, const char *val, size_t len,
 		*(char **)field = s;
 		return 0;
 	}
-	case T_KEYS:
-		return set_keys(c, val, len, errbuf, errlen);
+	case T_KEYS: return set_keys(c, val, len, errbuf, errlen);
 	case T_U32:
 	case T_U64:
 		if (len == 0 || len >= sizeof(num))
@@ -192,12 +197,13 @@ set_value(struct conf *c, const struct conf_key *k, const char *val, size_t len,
 		num[len] = '\0';
 		for (size_t i = 0; i < len; i++)
 			if (!isdigit((unsigned char)num[i]))
-				return fail(errbuf, errlen, "%s: '%s' is not a whole number", k->name, num);
+				return fail(errbuf, errlen, "%s: '%s' is not a whole number",
+					    k->name, num);
 		errno = 0;
 		v = strtoull(num, &end, 10);
 		if (errno || *end || v < k->min || v > k->max)
-			return fail(errbuf, errlen, "%s: %s is out of range %llu..%llu", k->name, num,
-				    (unsigned long long)k->min, (unsigned long long)k->max);
+			return fail(errbuf, errlen, "%s: %s is out of range %llu..%llu", k->name,
+				    num, (unsigned long long)k->min, (unsigned long long)k->max);
 		if (k->type == T_U32)
 			*(uint32_t *)field = (uint32_t)v;
 		else

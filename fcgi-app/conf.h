@@ -12,27 +12,27 @@
 #define CONF_MAX_API_KEYS 64
 
 struct conf {
-	char *socket;            /* FastCGI listen socket path */
-	char *socket_group;      /* group that may connect (nginx's); NULL: root's */
-	char *user;              /* unprivileged user the workers run as */
-	char *state_dir;         /* sandboxd's state directory */
-	char *cgroup_root;       /* NULL: a "sandboxd" cgroup beside sandboxd's own */
-	uint32_t workers;        /* FastCGI worker processes, 1..256 */
-	uint32_t uid_base;       /* first host uid given to sandboxes */
-	uint32_t uid_slots;      /* concurrent sandboxes, 1..16384 */
-	uint32_t warm_pool;      /* sandboxes kept built and waiting for a program */
+	char *socket;			   /* FastCGI listen socket path */
+	char *socket_group;		   /* group that may connect (nginx's); NULL: root's */
+	char *user;			   /* unprivileged user the workers run as */
+	char *state_dir;		   /* sandboxd's state directory */
+	char *cgroup_root;		   /* NULL: a "sandboxd" cgroup beside sandboxd's own */
+	uint32_t workers;		   /* FastCGI worker processes, 1..256 */
+	uint32_t uid_base;		   /* first host uid given to sandboxes */
+	uint32_t uid_slots;		   /* concurrent sandboxes, 1..16384 */
+	uint32_t warm_pool;		   /* sandboxes kept built and waiting for a program */
 	char *api_keys[CONF_MAX_API_KEYS]; /* bearer keys; none: loopback clients only */
 	uint32_t n_api_keys;
-	uint64_t max_body_bytes;   /* largest request body */
-	uint64_t output_max_bytes; /* stdout and stderr kept per call, each */
-	uint32_t exec_timeout_ms;  /* default timeout of a run */
+	uint64_t max_body_bytes;      /* largest request body */
+	uint64_t output_max_bytes;    /* stdout and stderr kept per call, each */
+	uint32_t exec_timeout_ms;     /* default timeout of a run */
 	uint32_t exec_timeout_max_ms; /* largest timeout a caller may ask for */
-	uint64_t memory_mb;        /* per sandbox, no swap */
-	uint32_t pids;             /* per sandbox, processes and threads */
-	uint32_t cpu_millis;       /* per sandbox, thousandths of a CPU */
-	uint64_t tmp_mb;           /* /tmp size */
-	uint64_t workspace_mb;     /* /workspace size */
-	uint32_t log_debug;        /* 1: debug logging */
+	uint64_t memory_mb;	      /* per sandbox, no swap */
+	uint32_t pids;		      /* per sandbox, processes and threads */
+	uint32_t cpu_millis;	      /* per sandbox, thousandths of a CPU */
+	uint64_t tmp_mb;	      /* /tmp size */
+	uint64_t workspace_mb;	      /* /workspace size */
+	uint32_t log_debug;	      /* 1: debug logging */
 };
 
 /* Fills *c with the built-in defaults; -ENOMEM if their strings cannot be copied. */

@@ -20,8 +20,8 @@ id_init(void)
 	if (id_re)
 		return 0;
 	id_re = pcre2_compile((PCRE2_SPTR) "^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$",
-			      PCRE2_ZERO_TERMINATED, PCRE2_DOLLAR_ENDONLY | PCRE2_NO_UTF_CHECK, &err,
-			      &off, NULL);
+			      PCRE2_ZERO_TERMINATED, PCRE2_DOLLAR_ENDONLY | PCRE2_NO_UTF_CHECK,
+			      &err, &off, NULL);
 	if (!id_re)
 		return -EINVAL;
 	id_mctx = pcre2_match_context_create(NULL);

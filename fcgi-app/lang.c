@@ -7,7 +7,10 @@
 
 static const struct lang_info langs[LANG__MAX] = {
 	[LANG_PYTHON] = { "python", { "python3", "py", NULL }, "/usr/bin/python3", "/tmp/main.py" },
-	[LANG_JAVASCRIPT] = { "javascript", { "js", "node", NULL }, "/usr/bin/node", "/tmp/main.js" },
+	[LANG_JAVASCRIPT] = { "javascript",
+			      { "js", "node", NULL },
+			      "/usr/bin/node",
+			      "/tmp/main.js" },
 	[LANG_BASH] = { "bash", { "sh", "shell", NULL }, "/bin/bash", "/tmp/main.sh" },
 };
 

@@ -10,10 +10,10 @@
 enum lang { LANG_PYTHON, LANG_JAVASCRIPT, LANG_BASH, LANG__MAX };
 
 struct lang_info {
-	const char *name;          /* canonical name in the API */
-	const char *aliases[4];    /* other accepted names, NULL-terminated */
-	const char *interpreter;   /* absolute path, inside the sandbox and on the host */
-	const char *code_path;     /* where the code file goes inside the sandbox */
+	const char *name;	 /* canonical name in the API */
+	const char *aliases[4];	 /* other accepted names, NULL-terminated */
+	const char *interpreter; /* absolute path, inside the sandbox and on the host */
+	const char *code_path;	 /* where the code file goes inside the sandbox */
 };
 
 /* Looks a language up by name or alias (case-sensitive); -1 if unknown. */

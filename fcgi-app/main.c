@@ -37,15 +37,9 @@ main(int argc, char **argv)
 
 	while ((opt = getopt(argc, argv, "c:th")) != -1) {
 		switch (opt) {
-		case 'c':
-			path = optarg;
-			break;
-		case 't':
-			test_only = true;
-			break;
-		default:
-			usage();
-			return opt == 'h' ? 0 : 2;
+		case 'c': path = optarg; break;
+		case 't': test_only = true; break;
+		default: usage(); return opt == 'h' ? 0 : 2;
 		}
 	}
 	if (conf_defaults(&conf) < 0) {

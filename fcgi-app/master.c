@@ -33,10 +33,10 @@
 #define SHUTDOWN_GRACE_NS (5ull * 1000000000ull)
 
 struct worker {
-	pid_t pid;        /* 0: not running */
-	int sock;         /* master's end of the socketpair, -1 when not running */
-	int run;          /* slot of its sandbox in flight, -1 for none */
-	uint32_t seq;     /* the request being served */
+	pid_t pid;    /* 0: not running */
+	int sock;     /* master's end of the socketpair, -1 when not running */
+	int run;      /* slot of its sandbox in flight, -1 for none */
+	uint32_t seq; /* the request being served */
 };
 
 enum run_state {
@@ -48,7 +48,7 @@ enum run_state {
 struct run {
 	enum run_state state;
 	struct sbx_proc proc;
-	int worker;           /* who waits for the result; -1 once that worker died */
+	int worker;	      /* who waits for the result; -1 once that worker died */
 	uint64_t deadline_ns; /* CLOCK_MONOTONIC */
 	bool timed_out;
 };
@@ -66,9 +66,9 @@ struct master {
 	bool stopping;
 	uint64_t stop_deadline_ns;
 	uint64_t respawn_at_ns; /* 0: no respawn pending */
-	uint32_t warm;          /* sandboxes in the warm pool */
+	uint32_t warm;		/* sandboxes in the warm pool */
 	uint64_t pool_retry_ns; /* after a failure, refill no earlier than this */
-	unsigned crash_burst;   /* worker deaths in the current second */
+	unsigned crash_burst;	/* worker deaths in the current second */
 	uint64_t crash_window_ns;
 };
 
@@ -474,14 +474,12 @@ handle_signals(struct master *m)
 
 	while (read(m->sigfd, &si, sizeof(si)) == sizeof(si)) {
 		switch (si.ssi_signo) {
-		case SIGCHLD:
-			break; /* reaped below, all at once */
+		case SIGCHLD: break; /* reaped below, all at once */
 		case SIGTERM:
-		case SIGINT:
-			begin_stop(m);
-			break;
+		case SIGINT: begin_stop(m); break;
 		case SIGHUP:
-			log_info("SIGHUP: configuration reload is not supported yet; restart instead");
+			log_info(
+				"SIGHUP: configuration reload is not supported yet; restart instead");
 			break;
 		}
 	}
@@ -575,8 +573,10 @@ int
 master_run(const struct conf *conf)
 {
 	struct master m = { .conf = conf, .listen_fd = -1, .epfd = -1, .sigfd = -1 };
-	struct sbx_host_config hc = { .state_dir = conf->state_dir, .cgroup_root = conf->cgroup_root,
-				      .uid_base = conf->uid_base, .uid_slots = conf->uid_slots };
+	struct sbx_host_config hc = { .state_dir = conf->state_dir,
+				      .cgroup_root = conf->cgroup_root,
+				      .uid_base = conf->uid_base,
+				      .uid_slots = conf->uid_slots };
 	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = EV_SIGNAL };
 	struct sbx_err err = { 0 };
 	sigset_t mask;
@@ -600,8 +600,8 @@ master_run(const struct conf *conf)
 				  : "");
 		return r;
 	}
-	log_info("cgroup %s, %u workers, warm pool %u, uids %u..%u, state in %s", sbx_host_cgroup_version(m.host),
-		 conf->workers, conf->warm_pool, conf->uid_base,
+	log_info("cgroup %s, %u workers, warm pool %u, uids %u..%u, state in %s",
+		 sbx_host_cgroup_version(m.host), conf->workers, conf->warm_pool, conf->uid_base,
 		 conf->uid_base + conf->uid_slots * SBX_UID_SPAN - 1, conf->state_dir);
 	if (conf->n_api_keys == 0)
 		log_warn("no api_keys configured: serving loopback clients only");

@@ -10,9 +10,9 @@ typedef int (*handler_fn)(struct api_req *req);
 
 struct route {
 	const char *method;
-	const char *path;    /* exact path, or a prefix when it ends with '/' and prefix is set */
+	const char *path; /* exact path, or a prefix when it ends with '/' and prefix is set */
 	bool prefix;
-	bool open;           /* served without an API key */
+	bool open; /* served without an API key */
 	handler_fn handler;
 };
 
@@ -58,7 +58,8 @@ static bool
 path_matches(const struct route *r, const char *path)
 {
 	if (r->prefix)
-		return strncmp(path, r->path, strlen(r->path)) == 0 && path[strlen(r->path)] != '\0';
+		return strncmp(path, r->path, strlen(r->path)) == 0 &&
+		       path[strlen(r->path)] != '\0';
 	return strcmp(path, r->path) == 0;
 }
 
@@ -117,16 +118,18 @@ route_dispatch(struct api_req *req)
 		if (strcmp(r->method, req->method) != 0) {
 			if (!strstr(allow, r->method)) {
 				size_t n = strlen(allow);
-				snprintf(allow + n, sizeof(allow) - n, "%s%s", n ? ", " : "", r->method);
+				snprintf(allow + n, sizeof(allow) - n, "%s%s", n ? ", " : "",
+					 r->method);
 			}
 			path_known = true;
 			continue;
 		}
 		if (!r->open && !route_authorized(req->conf, req->auth, req->remote_addr))
-			return api_error(req, 401, "UNAUTHORIZED", NULL, "%s",
-					 req->conf->n_api_keys
-						 ? "a valid API key is required: Authorization: Bearer <key>"
-						 : "no API keys are configured, so only loopback clients are served");
+			return api_error(
+				req, 401, "UNAUTHORIZED", NULL, "%s",
+				req->conf->n_api_keys
+					? "a valid API key is required: Authorization: Bearer <key>"
+					: "no API keys are configured, so only loopback clients are served");
 		return r->handler(req);
 	}
 	if (path_known) {
@@ -137,7 +140,8 @@ route_dispatch(struct api_req *req)
 		return api_send_raw_error(req, 405, hdr, "METHOD_NOT_ALLOWED", ctx,
 					  "this route does not accept that method");
 	}
-	return api_error(req, 404, "NOT_FOUND", json_pack("{s:s%}", "path", req->path,
-							  strlen(req->path) > 128 ? (size_t)128 : strlen(req->path)),
+	return api_error(req, 404, "NOT_FOUND",
+			 json_pack("{s:s%}", "path", req->path,
+				   strlen(req->path) > 128 ? (size_t)128 : strlen(req->path)),
 			 "no such route");
 }

@@ -43,10 +43,12 @@ run_decode(const json_t *root, const struct conf *conf, struct run_req *ret,
 	json_t *val;
 	bool have_code = false;
 
-	json_object_foreach((json_t *)root, key, val) {
+	json_object_foreach((json_t *)root, key, val)
+	{
 		if (strcmp(key, "code") == 0) {
 			if (!json_is_string(val))
-				return refuse(ret_fail, 400, "VALIDATION_FAILED", "'code' must be a string");
+				return refuse(ret_fail, 400, "VALIDATION_FAILED",
+					      "'code' must be a string");
 			r.code = json_string_value(val);
 			r.code_len = json_string_length(val);
 			have_code = true;
@@ -67,14 +69,16 @@ run_decode(const json_t *root, const struct conf *conf, struct run_req *ret,
 
 			if (!json_is_integer(val) || (t = json_integer_value(val)) < 1 ||
 			    t > (json_int_t)conf->exec_timeout_max_ms)
-				return refuse(ret_fail, 400, "VALIDATION_FAILED",
-					      "'timeout' must be a whole number of milliseconds from 1 to %u",
-					      conf->exec_timeout_max_ms);
+				return refuse(
+					ret_fail, 400, "VALIDATION_FAILED",
+					"'timeout' must be a whole number of milliseconds from 1 to %u",
+					conf->exec_timeout_max_ms);
 			r.timeout_ms = (uint32_t)t;
 		} else {
-			return refuse(ret_fail, 400, "VALIDATION_FAILED",
-				      "unknown field '%.64s'; this route takes code, language and timeout",
-				      key);
+			return refuse(
+				ret_fail, 400, "VALIDATION_FAILED",
+				"unknown field '%.64s'; this route takes code, language and timeout",
+				key);
 		}
 	}
 	if (!have_code)
@@ -304,8 +308,8 @@ run_handle(struct api_req *req)
 			status = api_error(req, 500, "INTERNAL_ERROR", NULL,
 					   "the run failed inside sandboxd: %s", strerror(-e));
 		if (status == 500)
-			log_error("req %s: run failed: %s (setup step %s: %s)", req->id, strerror(-e),
-				  sbx_step_name((enum sbx_step)done.setup_step),
+			log_error("req %s: run failed: %s (setup step %s: %s)", req->id,
+				  strerror(-e), sbx_step_name((enum sbx_step)done.setup_step),
 				  strerror(done.setup_err));
 		goto out;
 	}
@@ -316,11 +320,14 @@ run_handle(struct api_req *req)
 		json_object_set_new(body, "output", text(&out));
 		json_object_set_new(body, "errors", text(&err));
 		json_object_set_new(body, "exitCode", json_integer(done.exit_code));
-		json_object_set_new(body, "executionTime", json_integer((json_int_t)(done.wall_us / 1000)));
+		json_object_set_new(body, "executionTime",
+				    json_integer((json_int_t)(done.wall_us / 1000)));
 		json_object_set_new(body, "timedOut", json_boolean(done.timed_out));
-		json_object_set_new(body, "truncated", json_boolean(out.truncated || err.truncated));
+		json_object_set_new(body, "truncated",
+				    json_boolean(out.truncated || err.truncated));
 		json_object_set_new(body, "oomKilled", json_boolean(done.oom_killed));
-		json_object_set_new(body, "signal", done.signal ? json_integer(done.signal) : json_null());
+		json_object_set_new(body, "signal",
+				    done.signal ? json_integer(done.signal) : json_null());
 	}
 	status = api_send_json(req, 200, body);
 out:

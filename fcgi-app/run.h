@@ -14,7 +14,7 @@
 struct run_req {
 	const char *code;
 	size_t code_len;
-	int language;        /* enum lang */
+	int language; /* enum lang */
 	uint32_t timeout_ms;
 };
 

@@ -47,7 +47,9 @@ wire_recv(int sock, void *msg, size_t size, int *fds, unsigned *ret_nfds)
 		char buf[CMSG_SPACE(sizeof(int) * WIRE_MAX_FDS)];
 	} cbuf;
 	struct iovec iov = { msg, size };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf.buf,
+	struct msghdr mh = { .msg_iov = &iov,
+			     .msg_iovlen = 1,
+			     .msg_control = cbuf.buf,
 			     .msg_controllen = sizeof(cbuf.buf) };
 	struct cmsghdr *cm;
 	ssize_t n;

@@ -14,30 +14,30 @@
 #define WIRE_MAX_FDS 3
 
 enum wire_type {
-	WIRE_RUN = 1,      /* worker -> master: run code in a throw-away sandbox */
+	WIRE_RUN = 1,	   /* worker -> master: run code in a throw-away sandbox */
 	WIRE_RUN_DONE = 2, /* master -> worker: its result */
 };
 
 struct wire_hdr {
 	uint16_t version; /* WIRE_VERSION */
-	uint16_t type;    /* enum wire_type */
-	uint32_t size;    /* size of the whole message */
+	uint16_t type;	  /* enum wire_type */
+	uint32_t size;	  /* size of the whole message */
 };
 
 /* Sent with three fds: the code (a sealed memfd), stdout and stderr (pipe write ends). */
 struct wire_run {
 	struct wire_hdr hdr;
-	uint32_t seq;        /* echoed in the reply, so a late reply is never mistaken */
+	uint32_t seq;	     /* echoed in the reply, so a late reply is never mistaken */
 	uint32_t language;   /* enum lang */
 	uint32_t timeout_ms; /* 1..exec_timeout_max_ms */
 };
 
 struct wire_run_done {
 	struct wire_hdr hdr;
-	uint32_t seq;        /* the request's */
-	int32_t status;      /* 0, or a negative errno: the sandbox could not be run */
-	int32_t setup_step;  /* enum sbx_step that failed, or 0 */
-	int32_t setup_err;   /* its errno */
+	uint32_t seq;	    /* the request's */
+	int32_t status;	    /* 0, or a negative errno: the sandbox could not be run */
+	int32_t setup_step; /* enum sbx_step that failed, or 0 */
+	int32_t setup_err;  /* its errno */
 	int32_t exit_code;
 	int32_t signal;
 	uint32_t timed_out;  /* 0 or 1 */

@@ -181,7 +181,8 @@ worker_main(const struct conf *conf, int listen_fd, int master_sock, uid_t uid, 
 	/* Nothing of the master's but the listener and our own socket: not the other
 	 * workers' sockets, not the cgroup directories. */
 	close_inherited(listen_fd, master_sock);
-	if (setgroups(1, &gid) < 0 || setresgid(gid, gid, gid) < 0 || setresuid(uid, uid, uid) < 0) {
+	if (setgroups(1, &gid) < 0 || setresgid(gid, gid, gid) < 0 ||
+	    setresuid(uid, uid, uid) < 0) {
 		log_error("worker: cannot drop to uid %u: %s", (unsigned)uid, strerror(errno));
 		return 1;
 	}

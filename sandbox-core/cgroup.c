@@ -268,8 +268,8 @@ init_v2(struct sbx_host *host, const char *cgroup_root)
 	ownfd = open(rel, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (ownfd < 0)
 		return -errno;
-	if (read_at(ownfd, "cgroup.controllers", buf, sizeof(buf)) < 0 ||
-	    !strstr(buf, "memory") || !strstr(buf, "pids") || !strstr(buf, "cpu")) {
+	if (read_at(ownfd, "cgroup.controllers", buf, sizeof(buf)) < 0 || !strstr(buf, "memory") ||
+	    !strstr(buf, "pids") || !strstr(buf, "cpu")) {
 		close(ownfd);
 		return -EOPNOTSUPP;
 	}
@@ -396,13 +396,13 @@ sbx_cg_create(struct sbx_host *host, uint32_t slot, const struct sbx_limits *lim
 		host->cg_made[slot] = 1;
 	}
 
-#define SET(fd, file, fmt, v)                                                                \
-	do {                                                                                 \
-		snprintf(path, sizeof(path), "%s/" file, name);                              \
-		snprintf(val, sizeof(val), fmt, v);                                          \
-		r = write_at(fd, path, val);                                                 \
-		if (r < 0)                                                                   \
-			return r;                                                            \
+#define SET(fd, file, fmt, v)                                                                      \
+	do {                                                                                       \
+		snprintf(path, sizeof(path), "%s/" file, name);                                    \
+		snprintf(val, sizeof(val), fmt, v);                                                \
+		r = write_at(fd, path, val);                                                       \
+		if (r < 0)                                                                         \
+			return r;                                                                  \
 	} while (0)
 
 	if (host->cg_v2) {
@@ -447,8 +447,8 @@ sbx_cg_procs_paths(struct sbx_host *host, uint32_t slot, char ret[SBX_CG__MAX][P
 		ret[c][0] = '\0';
 		if (c > 0 && host->cg_v2)
 			continue;
-		if ((size_t)snprintf(ret[c], PATH_MAX, "%s/%s/cgroup.procs", host->cg[c].path, name) >=
-		    PATH_MAX)
+		if ((size_t)snprintf(ret[c], PATH_MAX, "%s/%s/cgroup.procs", host->cg[c].path,
+				     name) >= PATH_MAX)
 			return -ENAMETOOLONG;
 	}
 	return 0;

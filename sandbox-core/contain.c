@@ -49,8 +49,8 @@
  * program's wait status. */
 struct report {
 	uint32_t magic;
-	int32_t step;        /* enum sbx_step; SBX_STEP_NONE when the program ran */
-	int32_t err;         /* errno of the failed step */
+	int32_t step;	     /* enum sbx_step; SBX_STEP_NONE when the program ran */
+	int32_t err;	     /* errno of the failed step */
 	int32_t have_status; /* wstatus is the program's */
 	int32_t wstatus;
 };
@@ -63,10 +63,10 @@ struct report {
  * NUL-terminated strings, with stdout, stderr, [stdin], [code] as fds. */
 struct go_hdr {
 	uint32_t magic;
-	uint32_t flags;       /* GO_HAS_* */
-	uint32_t argc;        /* 1..SBX_ARGS_MAX */
-	uint32_t envc;        /* 0..SBX_ARGS_MAX */
-	char code_path[64];   /* "/tmp/NAME" when GO_HAS_CODE */
+	uint32_t flags;	    /* GO_HAS_* */
+	uint32_t argc;	    /* 1..SBX_ARGS_MAX */
+	uint32_t envc;	    /* 0..SBX_ARGS_MAX */
+	char code_path[64]; /* "/tmp/NAME" when GO_HAS_CODE */
 };
 
 #define GO_MAX (sizeof(struct go_hdr) + SBX_STRINGS_MAX)
@@ -202,11 +202,11 @@ build_etc(const struct child_args *a)
 static int
 build_dev(const struct child_args *a)
 {
-	static const char *const nodes[] = { "/dev/null", "/dev/zero", "/dev/full",
+	static const char *const nodes[] = { "/dev/null",   "/dev/zero",    "/dev/full",
 					     "/dev/random", "/dev/urandom", "/dev/tty" };
 
-	if (mkdir("dev", 0755) < 0 ||
-	    mount("tmpfs", "dev", "tmpfs", MS_NOSUID | MS_NOEXEC, "size=64k,nr_inodes=64,mode=0755") < 0)
+	if (mkdir("dev", 0755) < 0 || mount("tmpfs", "dev", "tmpfs", MS_NOSUID | MS_NOEXEC,
+					    "size=64k,nr_inodes=64,mode=0755") < 0)
 		return -1;
 	/* Device nodes cannot be created in a user namespace; bind the host's. */
 	for (size_t i = 0; i < sizeof(nodes) / sizeof(nodes[0]); i++)
@@ -233,7 +233,8 @@ static int
 build_proc(void)
 {
 	/* Kernel knobs and interrupt routing stay readable but not writable. */
-	static const char *const ro[] = { "proc/sys", "proc/sysrq-trigger", "proc/irq", "proc/bus" };
+	static const char *const ro[] = { "proc/sys", "proc/sysrq-trigger", "proc/irq",
+					  "proc/bus" };
 
 	if (mkdir("proc", 0555) < 0 ||
 	    mount("proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
@@ -398,7 +399,9 @@ receive_program(const struct child_args *a, char *buf, struct program *p)
 		char b[CMSG_SPACE(4 * sizeof(int))];
 	} cbuf;
 	struct iovec iov = { buf, GO_MAX };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf.b,
+	struct msghdr mh = { .msg_iov = &iov,
+			     .msg_iovlen = 1,
+			     .msg_control = cbuf.b,
 			     .msg_controllen = sizeof(cbuf.b) };
 	struct cmsghdr *cm;
 	struct go_hdr h;
@@ -559,7 +562,8 @@ contain(struct child_args *a)
 		const struct sbx_toplink *t = &h->toplinks[i];
 
 		if (t->target[0] ? symlink(t->target, t->path + 1) < 0
-				 : mkdir(t->path + 1, 0755) < 0 || bind_ro(t->path, t->path + 1, true) < 0)
+				 : mkdir(t->path + 1, 0755) < 0 ||
+					   bind_ro(t->path, t->path + 1, true) < 0)
 			fail(a, SBX_STEP_MOUNT_USR);
 	}
 	if (build_etc(a) < 0)
@@ -578,7 +582,8 @@ contain(struct child_args *a)
 	/* 7. Swap roots; the old one is detached and gone from view.  No /sys. */
 	if (syscall(SYS_pivot_root, ".", ".") < 0 || umount2(".", MNT_DETACH) < 0 || chdir("/") < 0)
 		fail(a, SBX_STEP_PIVOT);
-	if (mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
+	if (mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) <
+	    0)
 		fail(a, SBX_STEP_PIVOT);
 
 	/* 8. Names and network: our own hostname; loopback up and nothing else. */
@@ -687,8 +692,9 @@ sbx_spawn(struct sbx_host *host, const struct sbx_spec *spec, struct sbx_proc *r
 	step = SBX_STEP_CLONE;
 	/* A raw clone() without a stack behaves like fork(): the child runs on a
 	 * copy of our stack, where *a lives. */
-	pid = (pid_t)syscall(SYS_clone, CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET |
-						CLONE_NEWIPC | CLONE_NEWUTS | SIGCHLD,
+	pid = (pid_t)syscall(SYS_clone,
+			     CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET |
+				     CLONE_NEWIPC | CLONE_NEWUTS | SIGCHLD,
 			     0, 0, 0, 0);
 	if (pid < 0) {
 		r = -errno;
@@ -717,8 +723,12 @@ sbx_spawn(struct sbx_host *host, const struct sbx_spec *spec, struct sbx_proc *r
 	}
 	close(syncp[1]);
 
-	*ret = (struct sbx_proc){ .pid = pid, .report_fd = repp[0], .ctl_fd = ctl[0],
-				  .slot = spec->slot, .start_ns = start, .oom_base = oom_base };
+	*ret = (struct sbx_proc){ .pid = pid,
+				  .report_fd = repp[0],
+				  .ctl_fd = ctl[0],
+				  .slot = spec->slot,
+				  .start_ns = start,
+				  .oom_base = oom_base };
 	return 0;
 fail:
 	if (pid > 0) {
@@ -792,7 +802,9 @@ sbx_exec(struct sbx_host *host, struct sbx_proc *proc, const struct sbx_prog *pr
 			char b[CMSG_SPACE(4 * sizeof(int))];
 		} cbuf;
 		struct iovec iov = { buf, off };
-		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf.b,
+		struct msghdr mh = { .msg_iov = &iov,
+				     .msg_iovlen = 1,
+				     .msg_control = cbuf.b,
 				     .msg_controllen = CMSG_SPACE((size_t)nfds * sizeof(int)) };
 		struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
 		ssize_t n;

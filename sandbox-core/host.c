@@ -16,10 +16,29 @@
  * Python (Debian keeps sitecustomize and matplotlibrc here), TLS clients and
  * coreutils need.  Nothing secret: no shadow, no ssh, no sandboxd config. */
 static const char *const etc_allow[] = {
-	"alternatives", "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "ssl",
-	"ca-certificates", "ca-certificates.conf", "localtime", "timezone", "mime.types",
-	"matplotlibrc", "python3", "python3.11", "python3.12", "fonts", "protocols",
-	"services", "inputrc", "bash.bashrc", "gai.conf", "magic", "magic.mime", "debian_version",
+	"alternatives",
+	"ld.so.cache",
+	"ld.so.conf",
+	"ld.so.conf.d",
+	"ssl",
+	"ca-certificates",
+	"ca-certificates.conf",
+	"localtime",
+	"timezone",
+	"mime.types",
+	"matplotlibrc",
+	"python3",
+	"python3.11",
+	"python3.12",
+	"fonts",
+	"protocols",
+	"services",
+	"inputrc",
+	"bash.bashrc",
+	"gai.conf",
+	"magic",
+	"magic.mime",
+	"debian_version",
 	"os-release",
 };
 

@@ -10,40 +10,40 @@
 
 #include "sandbox.h"
 
-#define SBX_MAX_ETC 32       /* host /etc entries exposed read-only */
-#define SBX_MAX_TOPLINKS 8   /* /bin, /lib, ... as links or binds */
-#define SBX_OPTS_LEN 128     /* a formatted tmpfs option string */
+#define SBX_MAX_ETC 32	   /* host /etc entries exposed read-only */
+#define SBX_MAX_TOPLINKS 8 /* /bin, /lib, ... as links or binds */
+#define SBX_OPTS_LEN 128   /* a formatted tmpfs option string */
 
 /* A top-level host entry such as /bin: a symlink to copy or a directory to bind. */
 struct sbx_toplink {
-	char path[16];        /* "/bin"; path + 1 is where it goes in the new root */
-	char target[64];      /* symlink target; empty: bind the directory */
+	char path[16];	 /* "/bin"; path + 1 is where it goes in the new root */
+	char target[64]; /* symlink target; empty: bind the directory */
 };
 
 /* One cgroup controller hierarchy (v1) or the unified hierarchy (v2). */
 struct sbx_cg_dir {
-	int dirfd;            /* O_PATH directory of the sandboxd parent cgroup, or -1 */
-	char path[PATH_MAX];  /* its absolute path, for messages and cleanup */
+	int dirfd;	     /* O_PATH directory of the sandboxd parent cgroup, or -1 */
+	char path[PATH_MAX]; /* its absolute path, for messages and cleanup */
 };
 
 enum sbx_cg_kind { SBX_CG_MEMORY, SBX_CG_PIDS, SBX_CG_CPU, SBX_CG__MAX };
 
 struct sbx_host {
 	char state_dir[PATH_MAX];
-	char root_dir[PATH_MAX];   /* <state>/root: where each sandbox builds its root */
+	char root_dir[PATH_MAX]; /* <state>/root: where each sandbox builds its root */
 	uid_t uid_base;
 	uint32_t uid_slots;
 	bool cg_v2;
 	/* v2 uses cg[0] only; v1 uses one per controller. */
 	struct sbx_cg_dir cg[SBX_CG__MAX];
-	bool cg_memsw;             /* v1: memory.memsw.* exists (swap accounting) */
+	bool cg_memsw;		   /* v1: memory.memsw.* exists (swap accounting) */
 	struct sock_fprog seccomp; /* the compiled filter, loaded by every sandbox */
 	struct sbx_toplink toplinks[SBX_MAX_TOPLINKS];
 	unsigned n_toplinks;
 	char etc[SBX_MAX_ETC][40]; /* host /etc entries bound read-only: "/etc/ssl" */
 	bool etc_is_dir[SBX_MAX_ETC];
 	unsigned n_etc;
-	uint8_t *cg_made;          /* per slot: its cgroup exists */
+	uint8_t *cg_made; /* per slot: its cgroup exists */
 };
 
 /* seccomp.c: builds the filter program; *ret owns a malloc'd filter array. */

@@ -16,12 +16,12 @@ enum sbx_scmp_match {
 };
 
 struct sbx_scmp_rule {
-	const char *syscall;      /* libseccomp's name of the syscall */
-	int err;                  /* the errno the call fails with */
+	const char *syscall; /* libseccomp's name of the syscall */
+	int err;	     /* the errno the call fails with */
 	enum sbx_scmp_match match;
-	unsigned arg;             /* argument index for the ARG_* matches */
+	unsigned arg; /* argument index for the ARG_* matches */
 	uint64_t value;
-	uint64_t guard;           /* ARG_ANY_BITS: a bit here set in arg exempts the call */
+	uint64_t guard; /* ARG_ANY_BITS: a bit here set in arg exempts the call */
 };
 
 extern const struct sbx_scmp_rule sbx_scmp_policy[];

@@ -38,20 +38,32 @@
 
 /* personality(2) flags that weaken the next program: no ASLR, executable data,
  * a page at address zero, old address-space layouts. */
-#define PERSONALITY_DANGEROUS                                                                \
-	(0x0040000u /* ADDR_NO_RANDOMIZE */ | 0x0100000u /* MMAP_PAGE_ZERO */ |              \
-	 0x0200000u /* ADDR_COMPAT_LAYOUT */ | 0x0400000u /* READ_IMPLIES_EXEC */ |          \
+#define PERSONALITY_DANGEROUS                                                                      \
+	(0x0040000u /* ADDR_NO_RANDOMIZE */ | 0x0100000u /* MMAP_PAGE_ZERO */ |                    \
+	 0x0200000u /* ADDR_COMPAT_LAYOUT */ | 0x0400000u /* READ_IMPLIES_EXEC */ |                \
 	 0x0800000u /* ADDR_LIMIT_32BIT */ | 0x8000000u /* ADDR_LIMIT_3GB */)
 
 /* Any of these flags on clone() or unshare() would create a namespace. */
-#define NS_FLAGS                                                                             \
-	(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC |           \
-	 CLONE_NEWUTS | CLONE_NEWCGROUP | CLONE_NEWTIME)
+#define NS_FLAGS                                                                                   \
+	(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | \
+	 CLONE_NEWCGROUP | CLONE_NEWTIME)
 
-#define DENY(sys, e) { sys, e, SBX_SCMP_ALWAYS, 0, 0, 0 }
-#define DENY_EQ32(sys, e, arg, v) { sys, e, SBX_SCMP_ARG_EQ32, arg, v, 0 }
-#define DENY_SOCKTYPE(sys, e, arg, v) { sys, e, SBX_SCMP_ARG_TYPE_RAW, arg, v, 0 }
-#define DENY_BITS(sys, e, arg, bits, guard) { sys, e, SBX_SCMP_ARG_ANY_BITS, arg, bits, guard }
+#define DENY(sys, e)                                                                               \
+	{                                                                                          \
+		sys, e, SBX_SCMP_ALWAYS, 0, 0, 0                                                   \
+	}
+#define DENY_EQ32(sys, e, arg, v)                                                                  \
+	{                                                                                          \
+		sys, e, SBX_SCMP_ARG_EQ32, arg, v, 0                                               \
+	}
+#define DENY_SOCKTYPE(sys, e, arg, v)                                                              \
+	{                                                                                          \
+		sys, e, SBX_SCMP_ARG_TYPE_RAW, arg, v, 0                                           \
+	}
+#define DENY_BITS(sys, e, arg, bits, guard)                                                        \
+	{                                                                                          \
+		sys, e, SBX_SCMP_ARG_ANY_BITS, arg, bits, guard                                    \
+	}
 
 const struct sbx_scmp_rule sbx_scmp_policy[] = {
 	/* Namespaces: clone3 passes its flags in memory that seccomp cannot read, so it
@@ -143,11 +155,11 @@ add_rule(scmp_filter_ctx ctx, const struct sbx_scmp_rule *r)
 		return -ENOSYS;
 
 	switch (r->match) {
-	case SBX_SCMP_ALWAYS:
-		return seccomp_rule_add(ctx, action, nr, 0);
+	case SBX_SCMP_ALWAYS: return seccomp_rule_add(ctx, action, nr, 0);
 	case SBX_SCMP_ARG_EQ32:
-		return seccomp_rule_add(ctx, action, nr, 1,
-					SCMP_CMP64(r->arg, SCMP_CMP_MASKED_EQ, 0xffffffffu, r->value));
+		return seccomp_rule_add(
+			ctx, action, nr, 1,
+			SCMP_CMP64(r->arg, SCMP_CMP_MASKED_EQ, 0xffffffffu, r->value));
 	case SBX_SCMP_ARG_TYPE_RAW:
 		/* The socket type carries SOCK_NONBLOCK/SOCK_CLOEXEC above the low nibble. */
 		return seccomp_rule_add(ctx, action, nr, 1,
@@ -161,8 +173,9 @@ add_rule(scmp_filter_ctx ctx, const struct sbx_scmp_rule *r)
 
 			if (!(r->value & flag))
 				continue;
-			ret = seccomp_rule_add(ctx, action, nr, 1,
-					       SCMP_CMP64(r->arg, SCMP_CMP_MASKED_EQ, flag | r->guard, flag));
+			ret = seccomp_rule_add(
+				ctx, action, nr, 1,
+				SCMP_CMP64(r->arg, SCMP_CMP_MASKED_EQ, flag | r->guard, flag));
 			if (ret < 0)
 				return ret;
 		}

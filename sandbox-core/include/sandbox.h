@@ -60,7 +60,7 @@ enum sbx_step {
 
 struct sbx_err {
 	enum sbx_step step; /* the step that failed */
-	int err;            /* positive errno of that step */
+	int err;	    /* positive errno of that step */
 };
 
 /* Returns a short, static, human-readable name for a step ("mount /proc"). */
@@ -68,13 +68,13 @@ const char *sbx_step_name(enum sbx_step step);
 
 /* Resource limits of one sandbox.  Zero means "use the built-in default". */
 struct sbx_limits {
-	uint64_t memory_bytes;    /* cgroup memory limit; swap is never allowed */
-	uint32_t pids;            /* cgroup pids.max: processes plus threads */
-	uint32_t cpu_millis;      /* CPU bandwidth, in thousandths of one CPU */
-	uint64_t tmp_bytes;       /* size of the /tmp and /dev/shm tmpfs mounts */
+	uint64_t memory_bytes;	  /* cgroup memory limit; swap is never allowed */
+	uint32_t pids;		  /* cgroup pids.max: processes plus threads */
+	uint32_t cpu_millis;	  /* CPU bandwidth, in thousandths of one CPU */
+	uint64_t tmp_bytes;	  /* size of the /tmp and /dev/shm tmpfs mounts */
 	uint64_t workspace_bytes; /* size of a tmpfs /workspace (one-shot runs) */
-	uint64_t fsize_bytes;     /* RLIMIT_FSIZE: the largest file one write may grow */
-	uint32_t nofile;          /* RLIMIT_NOFILE */
+	uint64_t fsize_bytes;	  /* RLIMIT_FSIZE: the largest file one write may grow */
+	uint32_t nofile;	  /* RLIMIT_NOFILE */
 };
 
 /* Fills in built-in defaults for every zero field of *lim. */
@@ -82,10 +82,10 @@ void sbx_limits_fill(struct sbx_limits *lim);
 
 /* How the host side is laid out.  Strings are copied by sbx_host_new(). */
 struct sbx_host_config {
-	const char *state_dir;   /* sandboxd's state directory; must exist, root-owned, mode 0711 */
+	const char *state_dir;	 /* sandboxd's state directory; must exist, root-owned, mode 0711 */
 	const char *cgroup_root; /* NULL: a "sandboxd" cgroup beside the caller's own */
-	uid_t uid_base;          /* first host uid handed to sandboxes */
-	uint32_t uid_slots;      /* number of SBX_UID_SPAN ranges above uid_base */
+	uid_t uid_base;		 /* first host uid handed to sandboxes */
+	uint32_t uid_slots;	 /* number of SBX_UID_SPAN ranges above uid_base */
 };
 
 struct sbx_host;
@@ -107,45 +107,45 @@ const char *sbx_host_cgroup_version(const struct sbx_host *host);
 
 /* A sandbox to build. */
 struct sbx_spec {
-	const char *hostname;    /* the sandbox's hostname (a DNS label) */
-	uint32_t slot;           /* uid slot, < uid_slots, unique among live sandboxes */
+	const char *hostname; /* the sandbox's hostname (a DNS label) */
+	uint32_t slot;	      /* uid slot, < uid_slots, unique among live sandboxes */
 	struct sbx_limits limits;
 };
 
 /* Bounds of what one program may be given. */
-#define SBX_ARGS_MAX 256          /* argv entries, and envp entries, each */
-#define SBX_STRINGS_MAX 60000     /* bytes of argv and envp strings together */
+#define SBX_ARGS_MAX 256      /* argv entries, and envp entries, each */
+#define SBX_STRINGS_MAX 60000 /* bytes of argv and envp strings together */
 
 /* The program a sandbox runs. */
 struct sbx_prog {
 	const char *const *argv; /* argv[0] is an absolute path inside the sandbox */
 	const char *const *envp; /* the whole environment of the program */
-	int code_fd;             /* >= 0: its contents become the file code_path */
-	const char *code_path;   /* "/tmp/NAME", with code_fd */
-	int stdin_fd;            /* -1: /dev/null */
-	int stdout_fd;           /* required */
-	int stderr_fd;           /* required */
+	int code_fd;		 /* >= 0: its contents become the file code_path */
+	const char *code_path;	 /* "/tmp/NAME", with code_fd */
+	int stdin_fd;		 /* -1: /dev/null */
+	int stdout_fd;		 /* required */
+	int stderr_fd;		 /* required */
 };
 
 /* A sandbox that has been spawned and not yet reaped. */
 struct sbx_proc {
-	pid_t pid;         /* the sandbox's init, a child of the caller */
-	int report_fd;     /* read end of the child's report pipe */
-	int ctl_fd;        /* where the program is sent; -1 once sent */
-	uint32_t slot;     /* uid slot */
+	pid_t pid;	   /* the sandbox's init, a child of the caller */
+	int report_fd;	   /* read end of the child's report pipe */
+	int ctl_fd;	   /* where the program is sent; -1 once sent */
+	uint32_t slot;	   /* uid slot */
 	uint64_t start_ns; /* CLOCK_MONOTONIC at sbx_exec() (at spawn until then) */
-	bool killed;       /* sbx_kill() was called */
+	bool killed;	   /* sbx_kill() was called */
 	uint64_t oom_base; /* the cgroup's OOM-kill count at spawn */
 };
 
 /* The outcome of a sandboxed program: data, not an error. */
 struct sbx_result {
-	int exit_code;    /* the program's exit status, or 128 + signal */
-	int signal;       /* the signal that ended the program, 0 if it exited */
-	bool oom_killed;  /* the kernel's OOM killer ran in the sandbox's cgroup */
-	bool killed;      /* sandboxd killed the tree (timeout or shutdown) */
-	bool ran;         /* a program was started */
-	uint64_t wall_us; /* from sbx_exec() to reap */
+	int exit_code;	      /* the program's exit status, or 128 + signal */
+	int signal;	      /* the signal that ended the program, 0 if it exited */
+	bool oom_killed;      /* the kernel's OOM killer ran in the sandbox's cgroup */
+	bool killed;	      /* sandboxd killed the tree (timeout or shutdown) */
+	bool ran;	      /* a program was started */
+	uint64_t wall_us;     /* from sbx_exec() to reap */
 	struct sbx_err setup; /* step != SBX_STEP_NONE: the sandbox never ran the program */
 };
 

@@ -34,8 +34,8 @@ static bool alloc_failed;
 /* A block that must be all zero bytes when it is freed (an API key). */
 static const void *watch_ptr;
 static size_t watch_len;
-static int watch_seen;    /* times the watched block was freed */
-static int watch_wiped;   /* of which, times it was zero */
+static int watch_seen;	/* times the watched block was freed */
+static int watch_wiped; /* of which, times it was zero */
 
 void *__real_malloc(size_t size);
 void *__real_realloc(void *p, size_t size);
@@ -197,13 +197,13 @@ assert_no_leak(struct fixture *f)
  * leaks after the body returns (a body that fails an assertion never
  * returns; the teardown frees what it left).
  */
-#define CONF_TEST(name)                                 \
-	static void name##_body(struct fixture *f);     \
-	static void name(void **state)                  \
-	{                                               \
-		name##_body(*state);                    \
-		assert_no_leak(*state);                 \
-	}                                               \
+#define CONF_TEST(name)                                                                            \
+	static void name##_body(struct fixture *f);                                                \
+	static void name(void **state)                                                             \
+	{                                                                                          \
+		name##_body(*state);                                                               \
+		assert_no_leak(*state);                                                            \
+	}                                                                                          \
 	static void name##_body(struct fixture *f)
 
 static int
@@ -394,9 +394,15 @@ CONF_TEST(parse_number_bounds_are_inclusive)
 CONF_TEST(parse_number_out_of_range_is_refused)
 {
 	static const char *const bad[] = {
-		"workers = 0\n",         "workers = 257\n",        "uid_slots = 0\n",
-		"uid_slots = 16385\n",   "uid_base = 65535\n",     "log_debug = 2\n",
-		"pids = 7\n",            "cpu_millis = 9\n",       "exec_timeout_ms = 0\n",
+		"workers = 0\n",
+		"workers = 257\n",
+		"uid_slots = 0\n",
+		"uid_slots = 16385\n",
+		"uid_base = 65535\n",
+		"log_debug = 2\n",
+		"pids = 7\n",
+		"cpu_millis = 9\n",
+		"exec_timeout_ms = 0\n",
 		"exec_timeout_ms = 3600001\n",
 	};
 
@@ -413,9 +419,9 @@ CONF_TEST(parse_number_out_of_range_is_refused)
 CONF_TEST(parse_number_rejects_non_digits)
 {
 	static const char *const bad[] = {
-		"workers = 4x\n",  "workers = x4\n",  "workers = -1\n",  "workers = +4\n",
-		"workers = 0x10\n", "workers = 4 4\n", "workers = 1e2\n", "workers = 4.0\n",
-		"workers =\n",     "workers = four\n", "workers = ' 4'\n",
+		"workers = 4x\n",   "workers = x4\n",	"workers = -1\n",   "workers = +4\n",
+		"workers = 0x10\n", "workers = 4 4\n",	"workers = 1e2\n",  "workers = 4.0\n",
+		"workers =\n",	    "workers = four\n", "workers = ' 4'\n",
 	};
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -584,7 +590,8 @@ CONF_TEST(parse_api_keys_short_key_among_good_ones)
 
 CONF_TEST(parse_api_keys_refuse_inner_spaces_and_controls)
 {
-	static const char text[] = "api_keys = aaaaaaaa\x01" "aaaaaaaa\n";
+	static const char text[] = "api_keys = aaaaaaaa\x01"
+				   "aaaaaaaa\n";
 
 	assert_int_equal(parse(f, "api_keys = aaaaaaaa aaaaaaaa\n"), -EINVAL);
 	assert_err_has(f, "line 1");
@@ -663,9 +670,13 @@ CONF_TEST(env_sets_strings_and_u64)
 
 CONF_TEST(env_ignores_unknown_sandboxd_vars)
 {
-	char *envp[] = { "SANDBOXD_LLM_URL=http://127.0.0.1:1/", "SANDBOXD_=1",
-			 "SANDBOXD_WORKERSX=3", "SANDBOXD_WORK=3", "SANDBOXD_NO_EQUALS",
-			 "SANDBOXD_LLM_KEY=not a number", NULL };
+	char *envp[] = { "SANDBOXD_LLM_URL=http://127.0.0.1:1/",
+			 "SANDBOXD_=1",
+			 "SANDBOXD_WORKERSX=3",
+			 "SANDBOXD_WORK=3",
+			 "SANDBOXD_NO_EQUALS",
+			 "SANDBOXD_LLM_KEY=not a number",
+			 NULL };
 
 	assert_int_equal(apply_env(f, envp), 0);
 	assert_int_equal(f->c.workers, 8);
@@ -673,8 +684,8 @@ CONF_TEST(env_ignores_unknown_sandboxd_vars)
 
 CONF_TEST(env_ignores_other_vars)
 {
-	char *envp[] = { "WORKERS=3", "XSANDBOXD_WORKERS=3", "sandboxd_workers=3",
-			 "SANDBOX_WORKERS=3", "SANDBOXDWORKERS=3", NULL };
+	char *envp[] = { "WORKERS=3",	      "XSANDBOXD_WORKERS=3", "sandboxd_workers=3",
+			 "SANDBOX_WORKERS=3", "SANDBOXDWORKERS=3",   NULL };
 
 	assert_int_equal(apply_env(f, envp), 0);
 	assert_int_equal(f->c.workers, 8);

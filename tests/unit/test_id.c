@@ -143,8 +143,8 @@ static void
 punctuation_is_invalid(void **state)
 {
 	static const char *const bad[] = {
-		"a_b", "a.b", "a/b", "..", ".", "/", "a b", "a\tb", "a:b", "a@b", "a%2fb",
-		"a\\b", "a+b", "a*", "*",
+		"a_b", "a.b", "a/b",   "..",   ".",   "/",  "a b", "a\tb",
+		"a:b", "a@b", "a%2fb", "a\\b", "a+b", "a*", "*",
 	};
 
 	(void)state;
@@ -165,10 +165,12 @@ static void
 unicode_is_invalid(void **state)
 {
 	(void)state;
-	assert_invalid("caf\xc3\xa9", 5);         /* café */
-	assert_invalid("\xd0\xb0", 2);            /* Cyrillic a, a homograph of "a" */
-	assert_invalid("a\xe2\x80\x8b" "b", 5);   /* a zero-width space b */
-	assert_invalid("\xff", 1);                /* not UTF-8 at all */
+	assert_invalid("caf\xc3\xa9", 5); /* café */
+	assert_invalid("\xd0\xb0", 2);	  /* Cyrillic a, a homograph of "a" */
+	assert_invalid("a\xe2\x80\x8b"
+		       "b",
+		       5);	   /* a zero-width space b */
+	assert_invalid("\xff", 1); /* not UTF-8 at all */
 }
 
 static void

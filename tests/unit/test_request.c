@@ -164,7 +164,7 @@ decode_code_not_a_string_is_refused(void **state)
 {
 	struct decode_fixture *f = *state;
 	static const char *const bodies[] = {
-		"{\"code\": 42}",     "{\"code\": null}",     "{\"code\": true}",
+		"{\"code\": 42}",      "{\"code\": null}",	 "{\"code\": true}",
 		"{\"code\": [\"x\"]}", "{\"code\": {\"a\": 1}}", "{\"code\": 1.5}",
 	};
 
@@ -190,14 +190,10 @@ decode_language_names_and_aliases(void **state)
 		const char *name;
 		int lang;
 	} cases[] = {
-		{ "python", LANG_PYTHON },
-		{ "python3", LANG_PYTHON },
-		{ "py", LANG_PYTHON },
-		{ "javascript", LANG_JAVASCRIPT },
-		{ "js", LANG_JAVASCRIPT },
-		{ "node", LANG_JAVASCRIPT },
-		{ "bash", LANG_BASH },
-		{ "sh", LANG_BASH },
+		{ "python", LANG_PYTHON }, { "python3", LANG_PYTHON },
+		{ "py", LANG_PYTHON },	   { "javascript", LANG_JAVASCRIPT },
+		{ "js", LANG_JAVASCRIPT }, { "node", LANG_JAVASCRIPT },
+		{ "bash", LANG_BASH },	   { "sh", LANG_BASH },
 		{ "shell", LANG_BASH },
 	};
 
@@ -263,9 +259,12 @@ decode_timeout_must_be_an_integer(void **state)
 {
 	struct decode_fixture *f = *state;
 	static const char *const bodies[] = {
-		"{\"code\": \"x\", \"timeout\": 1000.0}", "{\"code\": \"x\", \"timeout\": 1.5}",
-		"{\"code\": \"x\", \"timeout\": \"1000\"}", "{\"code\": \"x\", \"timeout\": true}",
-		"{\"code\": \"x\", \"timeout\": null}",   "{\"code\": \"x\", \"timeout\": [1000]}",
+		"{\"code\": \"x\", \"timeout\": 1000.0}",
+		"{\"code\": \"x\", \"timeout\": 1.5}",
+		"{\"code\": \"x\", \"timeout\": \"1000\"}",
+		"{\"code\": \"x\", \"timeout\": true}",
+		"{\"code\": \"x\", \"timeout\": null}",
+		"{\"code\": \"x\", \"timeout\": [1000]}",
 		"{\"code\": \"x\", \"timeout\": 1e3}",
 	};
 
@@ -351,15 +350,15 @@ utf8_clean_keeps_valid_multibyte(void **state)
 	/* Each boundary of RFC 3629's table, plus ordinary text. */
 	static const char *const ok[] = {
 		"h\xc3\xa9llo \xe2\x82\xac \xf0\x9d\x84\x9e", /* héllo € 𝄞 */
-		"\xc2\x80",                                  /* U+0080 */
-		"\xdf\xbf",                                  /* U+07FF */
-		"\xe0\xa0\x80",                              /* U+0800 */
-		"\xed\x9f\xbf",                              /* U+D7FF, below the surrogates */
-		"\xee\x80\x80",                              /* U+E000, above them */
-		"\xef\xbf\xbf",                              /* U+FFFF */
-		"\xf0\x90\x80\x80",                          /* U+10000 */
-		"\xf4\x8f\xbf\xbf",                          /* U+10FFFF, the last code point */
-		FFFD,                                        /* U+FFFD itself */
+		"\xc2\x80",				      /* U+0080 */
+		"\xdf\xbf",				      /* U+07FF */
+		"\xe0\xa0\x80",				      /* U+0800 */
+		"\xed\x9f\xbf",				      /* U+D7FF, below the surrogates */
+		"\xee\x80\x80",				      /* U+E000, above them */
+		"\xef\xbf\xbf",				      /* U+FFFF */
+		"\xf0\x90\x80\x80",			      /* U+10000 */
+		"\xf4\x8f\xbf\xbf",			      /* U+10FFFF, the last code point */
+		FFFD,					      /* U+FFFD itself */
 	};
 
 	(void)state;
@@ -414,10 +413,10 @@ static void
 utf8_clean_replaces_surrogates_and_beyond_max(void **state)
 {
 	(void)state;
-	assert_clean_replaced("a", "\xed\xa0\x80", 3, "b"); /* U+D800 */
-	assert_clean_replaced("a", "\xed\xbf\xbf", 3, "b"); /* U+DFFF */
+	assert_clean_replaced("a", "\xed\xa0\x80", 3, "b");		/* U+D800 */
+	assert_clean_replaced("a", "\xed\xbf\xbf", 3, "b");		/* U+DFFF */
 	assert_clean_replaced("a", "\xed\xa0\xbd\xed\xb8\x80", 6, "b"); /* CESU-8 pair */
-	assert_clean_replaced("a", "\xf4\x90\x80\x80", 4, "b"); /* U+110000 */
+	assert_clean_replaced("a", "\xf4\x90\x80\x80", 4, "b");		/* U+110000 */
 	assert_clean_replaced("a", "\xf7\xbf\xbf\xbf", 4, "b");
 }
 
@@ -644,9 +643,21 @@ auth_no_keys_refuses_other_addresses(void **state)
 {
 	struct conf *c = *state;
 	static const char *const addrs[] = {
-		"10.0.0.1",        "192.168.1.1", "1.2.3.4",    "0.0.0.0", "::",
-		"::2",             "::10",        "::1:1",      "127",     "1127.0.0.1",
-		"::ffff:10.0.0.1", "2001:db8::1", "fe80::1",    "",        "::ffff:128.0.0.1",
+		"10.0.0.1",
+		"192.168.1.1",
+		"1.2.3.4",
+		"0.0.0.0",
+		"::",
+		"::2",
+		"::10",
+		"::1:1",
+		"127",
+		"1127.0.0.1",
+		"::ffff:10.0.0.1",
+		"2001:db8::1",
+		"fe80::1",
+		"",
+		"::ffff:128.0.0.1",
 	};
 
 	for (size_t i = 0; i < sizeof(addrs) / sizeof(addrs[0]); i++)

@@ -45,29 +45,52 @@
 #define SECCOMP_RET_ACTION_FULL 0xffff0000U
 #endif
 
-#define RET_ERRNO(e) (SECCOMP_RET_ERRNO | ((uint32_t)(e) & SECCOMP_RET_DATA))
+#define RET_ERRNO(e) (SECCOMP_RET_ERRNO | ((uint32_t)(e)&SECCOMP_RET_DATA))
 
 /* Every flag that creates a namespace, by name for the messages. */
 static const struct {
 	const char *name;
 	uint64_t flag;
 } ns_flags[] = {
-	{ "CLONE_NEWUSER", CLONE_NEWUSER }, { "CLONE_NEWNS", CLONE_NEWNS },
-	{ "CLONE_NEWPID", CLONE_NEWPID },   { "CLONE_NEWNET", CLONE_NEWNET },
-	{ "CLONE_NEWIPC", CLONE_NEWIPC },   { "CLONE_NEWUTS", CLONE_NEWUTS },
+	{ "CLONE_NEWUSER", CLONE_NEWUSER },	{ "CLONE_NEWNS", CLONE_NEWNS },
+	{ "CLONE_NEWPID", CLONE_NEWPID },	{ "CLONE_NEWNET", CLONE_NEWNET },
+	{ "CLONE_NEWIPC", CLONE_NEWIPC },	{ "CLONE_NEWUTS", CLONE_NEWUTS },
 	{ "CLONE_NEWCGROUP", CLONE_NEWCGROUP }, { "CLONE_NEWTIME", CLONE_NEWTIME },
 };
 
 /* The calls the policy must deny outright (with EPERM); clone3 is apart, with ENOSYS. */
 static const char *const always_denied[] = {
-	"setns",           "mount",          "umount2",           "pivot_root",
-	"chroot",          "fsopen",         "fsconfig",          "fsmount",
-	"fspick",          "move_mount",     "open_tree",         "ptrace",
-	"process_vm_readv", "process_vm_writev", "keyctl",        "add_key",
-	"request_key",     "bpf",            "userfaultfd",       "io_uring_setup",
-	"io_uring_enter",  "io_uring_register", "perf_event_open", "kexec_load",
-	"kexec_file_load", "init_module",    "finit_module",      "delete_module",
-	"open_by_handle_at", "syslog",       "reboot",
+	"setns",
+	"mount",
+	"umount2",
+	"pivot_root",
+	"chroot",
+	"fsopen",
+	"fsconfig",
+	"fsmount",
+	"fspick",
+	"move_mount",
+	"open_tree",
+	"ptrace",
+	"process_vm_readv",
+	"process_vm_writev",
+	"keyctl",
+	"add_key",
+	"request_key",
+	"bpf",
+	"userfaultfd",
+	"io_uring_setup",
+	"io_uring_enter",
+	"io_uring_register",
+	"perf_event_open",
+	"kexec_load",
+	"kexec_file_load",
+	"init_module",
+	"finit_module",
+	"delete_module",
+	"open_by_handle_at",
+	"syslog",
+	"reboot",
 };
 
 /* The first rule for syscall with this match and argument, or NULL. */
@@ -121,8 +144,7 @@ every_rule_is_well_formed(void **state)
 		if (r->err <= 0 || r->err > 4095)
 			fail_msg("rule %zu (%s): errno %d", i, r->syscall, r->err);
 		switch (r->match) {
-		case SBX_SCMP_ALWAYS:
-			break;
+		case SBX_SCMP_ALWAYS: break;
 		case SBX_SCMP_ARG_EQ32:
 			assert_true(r->arg < 6);
 			assert_true(r->value <= 0xffffffffu);
@@ -135,8 +157,7 @@ every_rule_is_well_formed(void **state)
 			assert_true(r->arg < 6);
 			assert_true(r->value <= 0xf);
 			break;
-		default:
-			fail_msg("rule %zu (%s): unknown match %d", i, r->syscall, (int)r->match);
+		default: fail_msg("rule %zu (%s): unknown match %d", i, r->syscall, (int)r->match);
 		}
 	}
 }
@@ -322,9 +343,7 @@ bpf_exec(const struct sock_fprog *p, const struct seccomp_data *d)
 
 			src = BPF_SRC(in->code) == BPF_X ? x : k;
 			switch (BPF_OP(in->code)) {
-			case BPF_JA:
-				pc += k;
-				continue;
+			case BPF_JA: pc += k; continue;
 			case BPF_JEQ: t = a == src; break;
 			case BPF_JGT: t = a > src; break;
 			case BPF_JGE: t = a >= src; break;
@@ -346,11 +365,10 @@ bpf_exec(const struct sock_fprog *p, const struct seccomp_data *d)
 			else
 				goto unknown;
 			break;
-		default:
-			goto unknown;
+		default: goto unknown;
 		}
 		continue;
-unknown:
+	unknown:
 		snprintf(res.why, sizeof(res.why), "pc %u: instruction 0x%04x not emulated", pc,
 			 in->code);
 		return res;
