@@ -56,11 +56,14 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=200)
     ap.add_argument("--build-dir", default=os.path.join(ROOT, "build"))
+    ap.add_argument("--warm-pool", type=int, default=None,
+                    help="sandboxd's warm_pool (default: sandboxd's default)")
     ap.add_argument("--variants", default="sandboxd,bwrap,engine,bare",
                     help="comma-separated subset to run")
     args = ap.parse_args()
 
-    stack = Stack(os.path.abspath(args.build_dir), workers=4, uid_base=900000000, uid_slots=64)
+    env = {} if args.warm_pool is None else {"SANDBOXD_WARM_POOL": str(args.warm_pool)}
+    stack = Stack(os.path.abspath(args.build_dir), workers=4, uid_base=900000000, uid_slots=64, env=env)
     stack.start()
     ctx = Context(stack)
     bw = bwrap_argv()
@@ -103,7 +106,8 @@ def main():
         xs = sorted(xs)
         return xs[min(len(xs) - 1, int(p * len(xs)))]
 
-    print(f"rounds={args.rounds} cpus={os.cpu_count()} kernel={os.uname().release}")
+    print(f"rounds={args.rounds} warm_pool={args.warm_pool if args.warm_pool is not None else 'default'} "
+          f"cpus={os.cpu_count()} kernel={os.uname().release}")
     for name, _ in variants:
         xs = times[name]
         print(f"{name:9s} median {statistics.median(xs):7.2f} ms   p90 {q(xs, 0.9):7.2f} ms")

@@ -42,10 +42,12 @@ static const struct conf_key keys[] = {
 	K("uid_slots", T_U32, uid_slots, 1, 16384),
 	K("warm_pool", T_U32, warm_pool, 0, 256),
 	K("api_keys", T_KEYS, api_keys, 0, 0),
-	K("max_body_bytes", T_U64, max_body_bytes, 1024, 1ull << 32),
+	/* nginx refuses bodies over 32 MiB (client_max_body_size) before they reach us. */
+	K("max_body_bytes", T_U64, max_body_bytes, 1024, 32ull << 20),
 	K("output_max_bytes", T_U64, output_max_bytes, 1024, 64ull << 20),
-	K("exec_timeout_ms", T_U32, exec_timeout_ms, 1, 3600000),
-	K("exec_timeout_max_ms", T_U32, exec_timeout_max_ms, 1, 3600000),
+	/* At most 10 minutes: nginx waits 660 s for an answer (fastcgi_read_timeout). */
+	K("exec_timeout_ms", T_U32, exec_timeout_ms, 1, 600000),
+	K("exec_timeout_max_ms", T_U32, exec_timeout_max_ms, 1, 600000),
 	K("memory_mb", T_U64, memory_mb, 16, 1ull << 20),
 	K("pids", T_U32, pids, 8, 1u << 20),
 	K("cpu_millis", T_U32, cpu_millis, 10, 1024000),
@@ -358,6 +360,9 @@ conf_check(const struct conf *c, char *errbuf, size_t errlen)
 			    c->warm_pool, c->uid_slots);
 	if (!c->socket || c->socket[0] != '/')
 		return fail(errbuf, errlen, "socket: an absolute path is required");
+	if (c->cgroup_root && c->cgroup_root[0] != '/')
+		return fail(errbuf, errlen,
+			    "cgroup_root: a path from the hierarchy's root, starting with '/'");
 	if (!c->state_dir || c->state_dir[0] != '/')
 		return fail(errbuf, errlen, "state_dir: an absolute path is required");
 	return 0;

@@ -13,7 +13,7 @@
 
 struct conf {
 	char *socket;			   /* FastCGI listen socket path */
-	char *socket_group;		   /* group that may connect (nginx's); NULL: root's */
+	char *socket_group;		   /* group that may connect (nginx's), default www-data */
 	char *user;			   /* unprivileged user the workers run as */
 	char *state_dir;		   /* sandboxd's state directory */
 	char *cgroup_root;		   /* NULL: a "sandboxd" cgroup beside sandboxd's own */

@@ -49,6 +49,7 @@ struct run {
 	enum run_state state;
 	struct sbx_proc proc;
 	int worker;	      /* who waits for the result; -1 once that worker died */
+	uint32_t seq;	      /* that worker's request number, echoed in the reply */
 	uint64_t deadline_ns; /* CLOCK_MONOTONIC */
 	bool timed_out;
 };
@@ -127,14 +128,12 @@ fail:
 }
 
 static void
-reply(struct master *m, int wi, struct wire_run_done *done)
+reply(struct master *m, int wi, uint32_t seq, struct wire_run_done *done)
 {
 	struct worker *w = &m->workers[wi];
 	int r;
 
-	done->seq = w->seq;
-	w->run = -1;
-	w->seq = 0;
+	done->seq = seq;
 	if (w->sock < 0)
 		return;
 	r = wire_send(w->sock, done, sizeof(*done), NULL, 0);
@@ -142,13 +141,14 @@ reply(struct master *m, int wi, struct wire_run_done *done)
 		log_warn("worker %d: reply lost: %s", (int)w->pid, strerror(-r));
 }
 
+/* Refuses a request; a run the worker may have in flight is not touched. */
 static void
-reply_error(struct master *m, int wi, int status)
+reply_error(struct master *m, int wi, uint32_t seq, int status)
 {
 	struct wire_run_done d = { .hdr = { WIRE_VERSION, WIRE_RUN_DONE, sizeof(d) },
 				   .status = status };
 
-	reply(m, wi, &d);
+	reply(m, wi, seq, &d);
 }
 
 /* The lowest free slot: low slots stay warm (their cgroups exist already), and
@@ -220,6 +220,17 @@ take_sandbox(struct master *m)
 	return spawn_sandbox(m, RUN_ACTIVE);
 }
 
+/* The code memfd must be sealed against change: what the worker validated is
+ * what the sandbox reads. */
+static bool
+sealed(int fd)
+{
+	int seals = fcntl(fd, F_GET_SEALS);
+	int need = F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK;
+
+	return seals >= 0 && (seals & need) == need;
+}
+
 static bool
 fd_is(int fd, mode_t type, off_t max_size)
 {
@@ -241,14 +252,17 @@ handle_run(struct master *m, int wi, const struct wire_run *req, const int *fds,
 	struct run *run;
 	int slot, r;
 
-	m->workers[wi].seq = req->seq;
-	if (m->workers[wi].run >= 0 || nfds != 3 || req->language >= LANG__MAX ||
-	    !lang_available(req->language) || req->timeout_ms == 0 ||
-	    req->timeout_ms > c->exec_timeout_max_ms ||
+	if (m->workers[wi].run >= 0) {
+		/* It gave up on its last run (the master looked wedged) and asks again. */
+		reply_error(m, wi, req->seq, -EBUSY);
+		return;
+	}
+	if (nfds != 3 || req->language >= LANG__MAX || !lang_available(req->language) ||
+	    req->timeout_ms == 0 || req->timeout_ms > c->exec_timeout_max_ms ||
 	    !fd_is(fds[0], S_IFREG, (off_t)c->max_body_bytes) || !fd_is(fds[1], S_IFIFO, -1) ||
-	    !fd_is(fds[2], S_IFIFO, -1)) {
+	    !fd_is(fds[2], S_IFIFO, -1) || !sealed(fds[0])) {
 		log_warn("worker %d: malformed run request refused", (int)m->workers[wi].pid);
-		reply_error(m, wi, -EINVAL);
+		reply_error(m, wi, req->seq, -EINVAL);
 		return;
 	}
 	li = lang_get(req->language);
@@ -268,7 +282,7 @@ handle_run(struct master *m, int wi, const struct wire_run *req, const int *fds,
 	for (int attempt = 0;; attempt++) {
 		slot = take_sandbox(m);
 		if (slot < 0) {
-			reply_error(m, wi, slot == -EAGAIN ? -EAGAIN : -EIO);
+			reply_error(m, wi, req->seq, slot == -EAGAIN ? -EAGAIN : -EIO);
 			return;
 		}
 		run = &m->runs[slot];
@@ -278,11 +292,12 @@ handle_run(struct master *m, int wi, const struct wire_run *req, const int *fds,
 		sbx_kill(m->host, &run->proc);
 		if (attempt == 2) {
 			log_error("sandbox did not take its program: %s", strerror(-r));
-			reply_error(m, wi, -EIO);
+			reply_error(m, wi, req->seq, -EIO);
 			return;
 		}
 	}
 	run->worker = wi;
+	run->seq = req->seq;
 	run->deadline_ns = now_ns() + (uint64_t)req->timeout_ms * 1000000ull;
 	m->workers[wi].run = slot;
 	refill_pool(m);
@@ -312,7 +327,7 @@ worker_readable(struct master *m, int wi)
 		handle_run(m, wi, &msg.run, fds, nfds);
 	} else {
 		log_warn("worker %d: malformed message refused", (int)w->pid);
-		reply_error(m, wi, -EBADMSG);
+		reply_error(m, wi, 0, -EBADMSG);
 	}
 	for (unsigned i = 0; i < nfds; i++)
 		close(fds[i]);
@@ -355,9 +370,12 @@ spawn_worker(struct master *m, int wi)
 static void
 respawn_workers(struct master *m)
 {
-	for (uint32_t i = 0; i < m->conf->workers; i++)
-		if (m->workers[i].pid == 0 && spawn_worker(m, (int)i) < 0)
-			log_error("could not start worker: %s", strerror(errno));
+	for (uint32_t i = 0; i < m->conf->workers; i++) {
+		int r;
+
+		if (m->workers[i].pid == 0 && (r = spawn_worker(m, (int)i)) < 0)
+			log_error("could not start worker: %s", strerror(-r));
+	}
 	m->respawn_at_ns = 0;
 }
 
@@ -422,9 +440,14 @@ run_done(struct master *m, int slot, int status)
 	d.signal = res.signal;
 	d.timed_out = run->timed_out;
 	d.oom_killed = res.oom_killed;
+	/* Killed by a shutdown, not by its own doing or its timeout. */
+	d.stopped = res.killed && !run->timed_out;
 	d.wall_us = res.wall_us;
-	if (run->worker >= 0)
-		reply(m, run->worker, &d);
+	if (run->worker >= 0) {
+		if (m->workers[run->worker].run == slot)
+			m->workers[run->worker].run = -1;
+		reply(m, run->worker, run->seq, &d);
+	}
 	run->state = RUN_FREE;
 	refill_pool(m);
 }

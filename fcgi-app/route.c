@@ -6,14 +6,12 @@
 #include "route.h"
 #include "run.h"
 
-typedef int (*handler_fn)(struct api_req *req);
-
 struct route {
 	const char *method;
 	const char *path; /* exact path, or a prefix when it ends with '/' and prefix is set */
 	bool prefix;
 	bool open; /* served without an API key */
-	handler_fn handler;
+	route_handler handler;
 };
 
 static int
@@ -104,8 +102,8 @@ route_authorized(const struct conf *conf, const char *auth, const char *remote_a
 	return ok;
 }
 
-int
-route_dispatch(struct api_req *req)
+route_handler
+route_resolve(struct api_req *req, int *ret_status)
 {
 	char allow[64] = "";
 	bool path_known = false;
@@ -124,24 +122,29 @@ route_dispatch(struct api_req *req)
 			path_known = true;
 			continue;
 		}
-		if (!r->open && !route_authorized(req->conf, req->auth, req->remote_addr))
-			return api_error(
+		if (!r->open && !route_authorized(req->conf, req->auth, req->remote_addr)) {
+			*ret_status = api_error(
 				req, 401, "UNAUTHORIZED", NULL, "%s",
 				req->conf->n_api_keys
 					? "a valid API key is required: Authorization: Bearer <key>"
 					: "no API keys are configured, so only loopback clients are served");
-		return r->handler(req);
+			return NULL;
+		}
+		return r->handler;
 	}
 	if (path_known) {
 		char hdr[96];
 		json_t *ctx = json_pack("{s:s, s:s}", "method", req->method, "allow", allow);
 
 		snprintf(hdr, sizeof(hdr), "Allow: %s\r\n", allow);
-		return api_send_raw_error(req, 405, hdr, "METHOD_NOT_ALLOWED", ctx,
-					  "this route does not accept that method");
+		*ret_status = api_send_raw_error(req, 405, hdr, "METHOD_NOT_ALLOWED", ctx,
+						 "this route does not accept that method");
+		return NULL;
 	}
-	return api_error(req, 404, "NOT_FOUND",
-			 json_pack("{s:s%}", "path", req->path,
-				   strlen(req->path) > 128 ? (size_t)128 : strlen(req->path)),
-			 "no such route");
+	*ret_status =
+		api_error(req, 404, "NOT_FOUND",
+			  json_pack("{s:s%}", "path", req->path,
+				    strlen(req->path) > 128 ? (size_t)128 : strlen(req->path)),
+			  "no such route");
+	return NULL;
 }

@@ -9,8 +9,16 @@
 
 #include "api.h"
 
-/* Serves one request; returns the HTTP status sent. */
-int route_dispatch(struct api_req *req);
+/* A route's handler: serves the request and returns the HTTP status it sent. */
+typedef int (*route_handler)(struct api_req *req);
+
+/*
+ * Finds the handler for the request's method and path and checks the API
+ * key, before the body is read: a client without a key costs no body.
+ * Returns the handler, or NULL after sending 404, 405 or 401 (its status in
+ * *ret_status).
+ */
+route_handler route_resolve(struct api_req *req, int *ret_status);
 
 /*
  * True if the request may proceed: a configured API key in a Bearer

@@ -240,6 +240,8 @@ execute(struct api_req *req, const struct run_req *r, struct wire_run_done *done
 			if (done->seq != msg.seq)
 				continue; /* the answer to a request we already gave up on */
 			have_done = true;
+			if (done->stopped)
+				done->status = -ESHUTDOWN;
 			if (done->status < 0) {
 				rc = 0;
 				goto out;
@@ -298,6 +300,10 @@ run_handle(struct api_req *req)
 		if (e == -EAGAIN)
 			status = api_error(req, 503, "CAPACITY_EXCEEDED", NULL,
 					   "every sandbox slot is busy; retry shortly");
+		else if (e == -ESHUTDOWN)
+			status =
+				api_error(req, 503, "SERVICE_UNAVAILABLE", NULL,
+					  "sandboxd is stopping; the run was ended; retry shortly");
 		else if (done.setup_step)
 			status = api_error(req, 500, "INTERNAL_ERROR",
 					   json_pack("{s:s, s:s}", "step",

@@ -42,6 +42,8 @@ struct wire_run_done {
 	int32_t signal;
 	uint32_t timed_out;  /* 0 or 1 */
 	uint32_t oom_killed; /* 0 or 1 */
+	uint32_t stopped;    /* 0 or 1: killed because sandboxd is stopping */
+	uint32_t reserved;   /* 0 */
 	uint64_t wall_us;
 };
 

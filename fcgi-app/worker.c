@@ -104,6 +104,7 @@ serve(FCGX_Request *rq, const struct conf *conf, int master, unsigned long nreq)
 {
 	struct api_req req = { .fcgx = rq, .conf = conf, .master = master };
 	const char *uri;
+	route_handler handler;
 	size_t len;
 	int status;
 
@@ -119,6 +120,9 @@ serve(FCGX_Request *rq, const struct conf *conf, int master, unsigned long nreq)
 	if (!req.method)
 		req.method = "GET";
 
+	handler = route_resolve(&req, &status);
+	if (!handler)
+		goto done;
 	if (content_length(FCGX_GetParam("CONTENT_LENGTH", rq->envp), &len) < 0) {
 		status = api_error(&req, 400, "VALIDATION_FAILED", NULL, "bad Content-Length");
 		goto done;
@@ -154,7 +158,7 @@ serve(FCGX_Request *rq, const struct conf *conf, int master, unsigned long nreq)
 		req.body[len] = '\0';
 		req.body_len = len;
 	}
-	status = route_dispatch(&req);
+	status = handler(&req);
 done:
 	log_debug("req %s: %s %.200s -> %d", req.id, req.method, req.path, status);
 	free(req.body);

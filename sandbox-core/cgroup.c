@@ -122,6 +122,18 @@ own_cgroup(const char *controller, char *buf, size_t size)
 	return r;
 }
 
+/* True if word is one of the space-separated words of list ("cpu" is not "cpuset"). */
+static bool
+has_word(const char *list, const char *word)
+{
+	size_t len = strlen(word);
+
+	for (const char *p = list; (p = strstr(p, word)); p += len)
+		if ((p == list || p[-1] == ' ') && (p[len] == ' ' || p[len] == '\n' || !p[len]))
+			return true;
+	return false;
+}
+
 static bool
 is_fs(const char *path, long magic)
 {
@@ -244,7 +256,7 @@ open_parent(struct sbx_cg_dir *cg, const char *fmt_mount, const char *own)
  * processes ("no internal processes").  When sandboxd is started inside its own
  * delegated cgroup X (systemd Delegate=yes, or a container's cgroup namespace),
  * the master moves itself to the leaf X/supervisor, enables the controllers
- * in X and creates X/sandboxd for the sandboxes.
+ * in X and creates X/sandboxd-<hash> for the sandboxes.
  */
 static int
 init_v2(struct sbx_host *host, const char *cgroup_root)
@@ -268,8 +280,8 @@ init_v2(struct sbx_host *host, const char *cgroup_root)
 	ownfd = open(rel, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (ownfd < 0)
 		return -errno;
-	if (read_at(ownfd, "cgroup.controllers", buf, sizeof(buf)) < 0 || !strstr(buf, "memory") ||
-	    !strstr(buf, "pids") || !strstr(buf, "cpu")) {
+	if (read_at(ownfd, "cgroup.controllers", buf, sizeof(buf)) < 0 ||
+	    !has_word(buf, "memory") || !has_word(buf, "pids") || !has_word(buf, "cpu")) {
 		close(ownfd);
 		return -EOPNOTSUPP;
 	}
@@ -407,7 +419,11 @@ sbx_cg_create(struct sbx_host *host, uint32_t slot, const struct sbx_limits *lim
 
 	if (host->cg_v2) {
 		SET(mem, "memory.max", "%" PRIu64, lim->memory_bytes);
-		SET(mem, "memory.swap.max", "%d", 0);
+		/* No swap accounting (no memory.swap.max): there is no swap to deny. */
+		snprintf(path, sizeof(path), "%s/memory.swap.max", name);
+		r = write_at(mem, path, "0");
+		if (r < 0 && r != -ENOENT)
+			return r;
 		SET(pids, "pids.max", "%" PRIu32, lim->pids);
 		SET(cpu, "cpu.max", "%" PRIu64 " 100000", (uint64_t)lim->cpu_millis * 100);
 	} else {
@@ -419,8 +435,10 @@ sbx_cg_create(struct sbx_host *host, uint32_t slot, const struct sbx_limits *lim
 		r = write_at(mem, path, val);
 		if (host->cg_memsw) {
 			snprintf(path, sizeof(path), "%s/memory.memsw.limit_in_bytes", name);
-			if (write_at(mem, path, val) < 0)
-				return -EINVAL;
+			int r2 = write_at(mem, path, val);
+
+			if (r2 < 0)
+				return r2;
 			if (r < 0)
 				SET(mem, "memory.limit_in_bytes", "%" PRIu64, lim->memory_bytes);
 		} else {

@@ -356,7 +356,7 @@ exec_program(const struct child_args *a, const struct program *p)
 			fail(a, SBX_STEP_RLIMIT);
 	}
 	if (chdir("/workspace") < 0)
-		fail(a, SBX_STEP_CAPS);
+		fail(a, SBX_STEP_STDIO);
 
 	/* Capabilities: empty the bounding and ambient sets, then leave uid 0.  A
 	 * change from uid 0 to non-zero clears the permitted and effective sets. */

@@ -157,9 +157,14 @@ sbx_host_new(const struct sbx_host_config *cfg, struct sbx_host **ret, struct sb
 		host->cg[c].dirfd = -1;
 	host->uid_base = cfg->uid_base;
 	host->uid_slots = cfg->uid_slots;
-	if ((size_t)snprintf(host->state_dir, sizeof(host->state_dir), "%s", cfg->state_dir) >=
-		    sizeof(host->state_dir) ||
-	    (size_t)snprintf(host->root_dir, sizeof(host->root_dir), "%s/root", cfg->state_dir) >=
+	/* The canonical path: it names this instance (its cgroup parent is derived
+	 * from it), so "/var/lib/sandboxd/" and "/var/lib/sandboxd" must agree. */
+	if (!realpath(cfg->state_dir, host->state_dir)) {
+		r = -errno;
+		goto fail;
+	}
+	if (strlen(host->state_dir) + sizeof("/root") > sizeof(host->state_dir) ||
+	    (size_t)snprintf(host->root_dir, sizeof(host->root_dir), "%s/root", host->state_dir) >=
 		    sizeof(host->root_dir)) {
 		r = -ENAMETOOLONG;
 		goto fail;

@@ -13,7 +13,7 @@
  * (the 32-bit table would bypass every rule written for the native one).
  *
  * The filter is compiled once, in the parent, and exported as a BPF program:
- * the child loads it with prctl() and so never allocates between clone() and
+ * the child loads it with seccomp(2) and so never allocates between clone() and
  * execve().
  */
 #include <errno.h>

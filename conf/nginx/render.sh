@@ -15,6 +15,8 @@ for kv in "$@"; do
 	value=${kv#*=}
 	# '|' cannot occur in the paths and addresses we substitute.
 	case $value in *'|'*) echo "render.sh: '|' in $name" >&2; exit 1 ;; esac
+	# In a sed replacement, & and \ are special: escape them.
+	value=$(printf '%s' "$value" | sed -e 's/[\\&]/\\&/g')
 	sed -i "s|@$name@|$value|g" "$out.tmp"
 done
 if grep -n '@[A-Z_]*@' "$out.tmp" >&2; then

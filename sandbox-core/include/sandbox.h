@@ -71,7 +71,7 @@ struct sbx_limits {
 	uint64_t memory_bytes;	  /* cgroup memory limit; swap is never allowed */
 	uint32_t pids;		  /* cgroup pids.max: processes plus threads */
 	uint32_t cpu_millis;	  /* CPU bandwidth, in thousandths of one CPU */
-	uint64_t tmp_bytes;	  /* size of the /tmp and /dev/shm tmpfs mounts */
+	uint64_t tmp_bytes;	  /* size of /tmp; /dev/shm gets a quarter of it */
 	uint64_t workspace_bytes; /* size of a tmpfs /workspace (one-shot runs) */
 	uint64_t fsize_bytes;	  /* RLIMIT_FSIZE: the largest file one write may grow */
 	uint32_t nofile;	  /* RLIMIT_NOFILE */

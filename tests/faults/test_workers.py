@@ -71,3 +71,37 @@ def test_sandbox_of_a_dead_worker_is_killed(ctx):
     assert len(after) == ctx.stack.workers and not set(after) & set(victims), (victims, after)
     status, body = ctx.run("print('after')")
     assert status == 200 and body["output"] == "after\n", body
+
+
+def test_shutdown_during_a_run(ctx):
+    """SIGTERM while a run is in flight: the client gets a JSON 503 that says
+    sandboxd is stopping (not a fake 'killed by signal 9' result), sandboxd
+    exits 0 and leaves no sandbox process behind."""
+    from stack import Stack
+    from context import Context
+    st = Stack(ctx.stack.build_dir, workers=1, uid_base=ctx.uid_base + 2 * ctx.uid_span, uid_slots=8)
+    st.start()
+    result = {}
+    try:
+        c = Context(st)
+
+        def long_run():
+            result["r"] = Context(st).json("POST", "/v1/run", {"code": "import time\ntime.sleep(60)", "timeout": 60000})
+
+        t = threading.Thread(target=long_run)
+        t.start()
+        deadline = time.monotonic() + 10
+        while not st.sandbox_pids():
+            assert time.monotonic() < deadline, "the run never started"
+            os.sched_yield()
+        rc = st.stop_sandboxd()
+        t.join(30)
+        assert not t.is_alive()
+        status, body = result["r"]
+        assert status == 503 and body["code"] == "SERVICE_UNAVAILABLE", (status, body)
+        assert "stopping" in body["message"], body
+        assert rc == 0, rc
+        assert not st.sandbox_pids(include_init=True), st.sandbox_pids(include_init=True)
+        assert c is not None
+    finally:
+        st.stop()

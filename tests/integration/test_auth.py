@@ -32,6 +32,10 @@ def test_api_key_required_when_configured(ctx):
         # /healthz needs no key.
         status, body = c.json("GET", "/healthz")
         assert status == 200, body
+        # Without a key, a large body is refused before sandboxd reads it.
+        status, _, data = c.request("POST", "/v1/run", b"{" + b" " * (20 << 20) + b"}",
+                                    {"Content-Type": "application/json"})
+        assert status == 401 and json.loads(data)["code"] == "UNAUTHORIZED", (status, data[:200])
     finally:
         assert st.stop() == 0
 

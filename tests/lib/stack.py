@@ -31,7 +31,11 @@ class StackError(Exception):
 
 
 class Stack:
-    def __init__(self, build_dir, workers=4, uid_base=300000000, uid_slots=256, env=None):
+    def __init__(self, build_dir, workers=4, uid_base=None, uid_slots=256, env=None):
+        if uid_base is None:
+            # Two test runs on one machine must not share host uids: a range per
+            # run, picked by pid (the suites place extra stacks above it).
+            uid_base = 300000000 + (os.getpid() % 40) * 60000000
         self.build_dir = build_dir
         self.workers = workers
         self.uid_base = uid_base
@@ -150,7 +154,9 @@ class Stack:
             self.nginx_pid = int(f.read().strip())
 
     def stop_sandboxd(self):
-        if self.sandboxd and self.sandboxd.poll() is None:
+        if self.sandboxd is None or self.sandboxd.stderr.closed:
+            return self.sandboxd.returncode if self.sandboxd else None
+        if self.sandboxd.poll() is None:
             self.sandboxd.send_signal(signal.SIGTERM)
             try:
                 self.sandboxd.wait(30)

@@ -451,25 +451,26 @@ CONF_TEST(parse_u32_above_int_max)
 
 CONF_TEST(parse_u64_fields)
 {
-	/* Values past 32 bits must land in the 64-bit fields whole. */
-	assert_int_equal(parse(f, "max_body_bytes = 4294967296\n"
+	/* The 64-bit fields take their whole range.  max_body_bytes stops at nginx's
+	 * own 32 MiB limit. */
+	assert_int_equal(parse(f, "max_body_bytes = 33554432\n"
 				  "output_max_bytes = 67108864\n"
 				  "memory_mb = 1048576\n"
 				  "tmp_mb = 1\n"
 				  "workspace_mb = 16777216\n"),
 			 0);
-	assert_true(f->c.max_body_bytes == 4294967296ull);
+	assert_true(f->c.max_body_bytes == 33554432ull);
 	assert_true(f->c.output_max_bytes == 67108864ull);
 	assert_true(f->c.memory_mb == 1048576ull);
 	assert_true(f->c.tmp_mb == 1ull);
 	assert_true(f->c.workspace_mb == 16777216ull);
 
-	assert_int_equal(parse(f, "max_body_bytes = 4294967297\n"), -EINVAL);
+	assert_int_equal(parse(f, "max_body_bytes = 33554433\n"), -EINVAL);
 	assert_int_equal(parse(f, "max_body_bytes = 1023\n"), -EINVAL);
 	assert_int_equal(parse(f, "output_max_bytes = 67108865\n"), -EINVAL);
 	assert_int_equal(parse(f, "memory_mb = 15\n"), -EINVAL);
 	assert_int_equal(parse(f, "workspace_mb = 16777217\n"), -EINVAL);
-	assert_true(f->c.max_body_bytes == 4294967296ull);
+	assert_true(f->c.max_body_bytes == 33554432ull);
 	assert_true(f->c.memory_mb == 1048576ull);
 }
 
