@@ -190,9 +190,9 @@ class Stack:
         return http.client.HTTPSConnection("127.0.0.1", self.https_port, context=self.tls_context(),
                                            timeout=700)
 
-    def worker_pids(self):
-        """The master's direct children that are workers (not sandboxes): by uid."""
-        out = []
+    @staticmethod
+    def _processes():
+        """(pid, ppid, real uid) of every process, from /proc."""
         for pid in os.listdir("/proc"):
             if not pid.isdigit():
                 continue
@@ -201,11 +201,15 @@ class Stack:
                     st = f.read()
             except OSError:
                 continue
-            ppid = int(st.split("PPid:")[1].split()[0])
-            uid = int(st.split("Uid:")[1].split()[0])
-            if ppid == self.sandboxd.pid and uid != 0 and not self.uid_base <= uid < self.uid_base + self.uid_span:
-                out.append(int(pid))
-        return out
+            yield int(pid), int(st.split("PPid:")[1].split()[0]), int(st.split("Uid:")[1].split()[0])
+
+    def _in_range(self, uid):
+        return self.uid_base <= uid < self.uid_base + self.uid_span
+
+    def worker_pids(self):
+        """The master's children that are workers, not sandboxes: told apart by uid."""
+        return [pid for pid, ppid, uid in self._processes()
+                if ppid == self.sandboxd.pid and uid != 0 and not self._in_range(uid)]
 
     def sandbox_pids(self, include_init=False):
         """Host pids of sandboxed code: real uid in this stack's sandbox range.
@@ -213,18 +217,5 @@ class Stack:
         Each sandbox's init runs as the sandbox's root (the first uid of its
         range) and user code as uid 1000 inside, so the warm pool's waiting
         inits are told apart from code by uid; include_init counts them too."""
-        out = []
-        for pid in os.listdir("/proc"):
-            if not pid.isdigit():
-                continue
-            try:
-                with open(f"/proc/{pid}/status") as f:
-                    st = f.read()
-            except OSError:
-                continue
-            uid = int(st.split("Uid:")[1].split()[0])
-            if not self.uid_base <= uid < self.uid_base + self.uid_span:
-                continue
-            if include_init or (uid - self.uid_base) % 65536 != 0:
-                out.append(int(pid))
-        return out
+        return [pid for pid, _, uid in self._processes()
+                if self._in_range(uid) and (include_init or (uid - self.uid_base) % 65536 != 0)]
