@@ -19,7 +19,7 @@ packages=(
 	build-essential autoconf automake pkg-config
 	libfcgi-dev libjansson-dev libseccomp-dev libpcre2-dev libcmocka-dev libcurl4-openssl-dev
 	nginx openssl ca-certificates curl
-	python3 python3-numpy python3-pandas python3-matplotlib
+	python3 python-is-python3 python3-numpy python3-pandas python3-matplotlib
 	nodejs bubblewrap
 )
 

@@ -202,3 +202,17 @@ def test_concurrent_runs(ctx):
         results = list(ex.map(one, range(8)))
     for i, (status, body) in enumerate(results):
         assert status == 200 and body["output"] == f"{i}\n", (i, status, body)
+
+
+def test_user_tools_are_present(ctx):
+    """What user code expects to find: python and python3, node, bash, coreutils,
+    and Python's scientific stack."""
+    status, body = ctx.run(
+        "set -e\n"
+        "python -c 'import sys; print(sys.version_info[0])'\n"
+        "python3 -c 'import numpy, pandas, matplotlib; print(\"sci\")'\n"
+        "node -e 'console.log(\"node\")'\n"
+        "ls / | sort | head -1 | wc -l\n"
+        "echo abc | tr a-c x-z\n", "bash", timeout=20000)
+    assert status == 200 and body["exitCode"] == 0, body
+    assert body["output"] == "3\nsci\nnode\n1\nxyz\n", body
