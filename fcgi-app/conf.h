@@ -16,7 +16,7 @@ struct conf {
 	char *socket_group;		   /* group that may connect (nginx's), default www-data */
 	char *user;			   /* unprivileged user the workers run as */
 	char *state_dir;		   /* sandboxd's state directory */
-	char *cgroup_root;		   /* NULL: a "sandboxd" cgroup beside sandboxd's own */
+	char *cgroup_root;		   /* NULL: "sandboxd-<hash of state_dir>" beside our own */
 	uint32_t workers;		   /* FastCGI worker processes, 1..256 */
 	uint32_t uid_base;		   /* first host uid given to sandboxes */
 	uint32_t uid_slots;		   /* concurrent sandboxes, 1..16384 */

@@ -9,6 +9,7 @@
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,10 +34,9 @@
 #define SHUTDOWN_GRACE_NS (5ull * 1000000000ull)
 
 struct worker {
-	pid_t pid;    /* 0: not running */
-	int sock;     /* master's end of the socketpair, -1 when not running */
-	int run;      /* slot of its sandbox in flight, -1 for none */
-	uint32_t seq; /* the request being served */
+	pid_t pid; /* 0: not running */
+	int sock;  /* master's end of the socketpair, -1 when not running */
+	int run;   /* slot of its sandbox in flight, -1 for none */
 };
 
 enum run_state {
@@ -52,6 +52,7 @@ struct run {
 	uint32_t seq;	      /* that worker's request number, echoed in the reply */
 	uint64_t deadline_ns; /* CLOCK_MONOTONIC */
 	bool timed_out;
+	bool stopped; /* killed because sandboxd is stopping */
 };
 
 struct master {
@@ -172,7 +173,7 @@ spawn_sandbox(struct master *m, enum run_state state)
 	int slot = alloc_slot(m), r;
 
 	if (slot < 0)
-		return slot;
+		return -ENOSPC; /* every uid slot is in use: capacity, not failure */
 	spec.slot = (uint32_t)slot;
 	spec.limits = (struct sbx_limits){
 		.memory_bytes = c->memory_mb << 20,
@@ -189,6 +190,7 @@ spawn_sandbox(struct master *m, enum run_state state)
 	m->runs[slot].state = state;
 	m->runs[slot].worker = -1;
 	m->runs[slot].timed_out = false;
+	m->runs[slot].stopped = false;
 	if (state == RUN_WARM)
 		m->warm++;
 	return slot;
@@ -252,6 +254,10 @@ handle_run(struct master *m, int wi, const struct wire_run *req, const int *fds,
 	struct run *run;
 	int slot, r;
 
+	if (m->stopping) {
+		reply_error(m, wi, req->seq, -ESHUTDOWN);
+		return;
+	}
 	if (m->workers[wi].run >= 0) {
 		/* It gave up on its last run (the master looked wedged) and asks again. */
 		reply_error(m, wi, req->seq, -EBUSY);
@@ -282,7 +288,7 @@ handle_run(struct master *m, int wi, const struct wire_run *req, const int *fds,
 	for (int attempt = 0;; attempt++) {
 		slot = take_sandbox(m);
 		if (slot < 0) {
-			reply_error(m, wi, req->seq, slot == -EAGAIN ? -EAGAIN : -EIO);
+			reply_error(m, wi, req->seq, slot == -ENOSPC ? -EAGAIN : -EIO);
 			return;
 		}
 		run = &m->runs[slot];
@@ -327,7 +333,12 @@ worker_readable(struct master *m, int wi)
 		handle_run(m, wi, &msg.run, fds, nfds);
 	} else {
 		log_warn("worker %d: malformed message refused", (int)w->pid);
-		reply_error(m, wi, 0, -EBADMSG);
+		/* Echo its seq if it got that far, so that the worker stops waiting. */
+		reply_error(m, wi,
+			    n >= (ssize_t)(offsetof(struct wire_run, seq) + sizeof(uint32_t))
+				    ? msg.run.seq
+				    : 0,
+			    -EBADMSG);
 	}
 	for (unsigned i = 0; i < nfds; i++)
 		close(fds[i]);
@@ -440,8 +451,7 @@ run_done(struct master *m, int slot, int status)
 	d.signal = res.signal;
 	d.timed_out = run->timed_out;
 	d.oom_killed = res.oom_killed;
-	/* Killed by a shutdown, not by its own doing or its timeout. */
-	d.stopped = res.killed && !run->timed_out;
+	d.stopped = run->stopped;
 	d.wall_us = res.wall_us;
 	if (run->worker >= 0) {
 		if (m->workers[run->worker].run == slot)
@@ -486,8 +496,10 @@ begin_stop(struct master *m)
 		if (m->workers[i].pid > 0)
 			kill(m->workers[i].pid, SIGTERM);
 	for (uint32_t s = 0; s < m->conf->uid_slots; s++)
-		if (m->runs[s].state != RUN_FREE)
+		if (m->runs[s].state != RUN_FREE) {
+			m->runs[s].stopped = true;
 			sbx_kill(m->host, &m->runs[s].proc);
+		}
 }
 
 static void
@@ -659,6 +671,7 @@ master_run(const struct conf *conf)
 	respawn_workers(&m);
 	refill_pool(&m);
 	log_info("listening on %s", conf->socket);
+	r = 0;
 
 	while (!m.stopping || anything_alive(&m)) {
 		struct epoll_event evs[32];
@@ -668,6 +681,7 @@ master_run(const struct conf *conf)
 		if (n < 0 && errno != EINTR) {
 			r = -errno;
 			log_error("epoll_wait: %s", strerror(errno));
+			begin_stop(&m);
 			break;
 		}
 		for (int i = 0; i < n; i++) {
@@ -677,7 +691,6 @@ master_run(const struct conf *conf)
 				worker_readable(&m, (int)evs[i].data.u64);
 		}
 	}
-	r = 0;
 out:
 	if (m.listen_fd >= 0) {
 		close(m.listen_fd);

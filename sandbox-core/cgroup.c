@@ -146,32 +146,32 @@ is_fs(const char *path, long magic)
 static void
 kill_procs_v1(int dirfd, const char *name)
 {
-	char path[64], buf[4096];
+	char path[64];
 
 	snprintf(path, sizeof(path), "%s/cgroup.procs", name);
 	/* With a pid namespace per sandbox one pass normally suffices; the loop covers
-	 * processes forked while we were reading.  pids.max bounds how many exist. */
+	 * processes forked while we were reading.  pids.max bounds how many exist.
+	 * The file is read through stdio, number by number, so that a long list is
+	 * never cut in the middle of a pid (a cut pid could name a host process). */
 	for (int pass = 0; pass < 64; pass++) {
-		ssize_t n = read_at(dirfd, path, buf, sizeof(buf));
+		int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC);
 		bool any = false;
-		char *p = buf;
+		FILE *f;
+		long pid;
 
-		if (n <= 0)
+		if (fd < 0)
 			return;
-		while (*p) {
-			char *end;
-			long pid = strtol(p, &end, 10);
-
-			if (end == p)
-				break;
+		f = fdopen(fd, "re");
+		if (!f) {
+			close(fd);
+			return;
+		}
+		while (fscanf(f, "%ld", &pid) == 1)
 			if (pid > 0) {
 				kill((pid_t)pid, SIGKILL);
 				any = true;
 			}
-			p = end;
-			while (*p == '\n')
-				p++;
-		}
+		fclose(f);
 		if (!any)
 			return;
 	}

@@ -13,7 +13,7 @@
  *
  * Between clone() and execve() nothing allocates or logs: the parent prepares
  * every string and the seccomp program beforehand, the program arrives in a
- * buffer on the stack, and a failing step writes a fixed-size report to a
+ * static buffer (the child's own copy of the parent's memory), and a failing step writes a fixed-size report to a
  * CLOEXEC pipe and calls _exit().
  */
 #include <errno.h>

@@ -144,6 +144,8 @@ sbx_host_new(const struct sbx_host_config *cfg, struct sbx_host **ret, struct sb
 {
 	struct sbx_host *host;
 	struct stat st;
+	/* Failures before the seccomp and cgroup steps concern the state directory,
+	 * where every sandbox's root is mounted. */
 	enum sbx_step step = SBX_STEP_MOUNT_ROOT;
 	int r;
 

@@ -14,7 +14,14 @@ for kv in "$@"; do
 	name=${kv%%=*}
 	value=${kv#*=}
 	# '|' cannot occur in the paths and addresses we substitute.
-	case $value in *'|'*) echo "render.sh: '|' in $name" >&2; exit 1 ;; esac
+	case $value in
+	*'|'* | *'
+'*)
+		echo "render.sh: $name contains '|' or a newline" >&2
+		rm -f "$out.tmp"
+		exit 1
+		;;
+	esac
 	# In a sed replacement, & and \ are special: escape them.
 	value=$(printf '%s' "$value" | sed -e 's/[\\&]/\\&/g')
 	sed -i "s|@$name@|$value|g" "$out.tmp"

@@ -83,7 +83,7 @@ void sbx_limits_fill(struct sbx_limits *lim);
 /* How the host side is laid out.  Strings are copied by sbx_host_new(). */
 struct sbx_host_config {
 	const char *state_dir;	 /* sandboxd's state directory; must exist, root-owned, mode 0711 */
-	const char *cgroup_root; /* NULL: a "sandboxd" cgroup beside the caller's own */
+	const char *cgroup_root; /* NULL: "sandboxd-<hash of state_dir>" beside ours */
 	uid_t uid_base;		 /* first host uid handed to sandboxes */
 	uint32_t uid_slots;	 /* number of SBX_UID_SPAN ranges above uid_base */
 };
