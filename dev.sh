@@ -20,7 +20,7 @@ packages=(
 	libfcgi-dev libjansson-dev libseccomp-dev libpcre2-dev libcmocka-dev libcurl4-openssl-dev
 	nginx openssl ca-certificates curl
 	python3 python-is-python3 python3-numpy python3-pandas python3-matplotlib
-	nodejs bubblewrap
+	nodejs bubblewrap clang libclang-rt-14-dev
 )
 
 need_root() {

@@ -4,7 +4,8 @@
   tests/run.py --build-dir build [--only PATTERN] [--keep]
 
 1. The cmocka unit binaries (build/tests/unit/test_*), counted test by test.
-2. The Python suites (tests/{integration,security,limits}/test_*.py) against
+2. The libFuzzer targets (tests/fuzz), each for --fuzz-seconds over its corpus.
+3. The Python suites (tests/{integration,security,limits}/test_*.py) against
    one real stack: nginx with the shipped config and a real sandboxd, started
    here.  Each test_*(ctx) function is one test.
 
@@ -18,6 +19,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 
@@ -71,6 +73,32 @@ def run_unit(build_dir, tally, only):
             tally.fail(f"unit/{name}", f"exit {r.returncode} without a failed test:\n{out[-3000:]}")
         if r.returncode == 0 and not oks:
             tally.fail(f"unit/{name}", f"ran no test:\n{out[-3000:]}")
+
+
+def run_fuzz(build_dir, tally, only, seconds):
+    """Builds the libFuzzer targets and runs each for a bounded time over its
+    kept corpus (tests/fuzz/corpus/NAME); new inputs go to a scratch directory.
+    A crash, leak or sanitizer report fails the target."""
+    names = ["fuzz_request", "fuzz_conf"]
+    names = [n for n in names if not only or re.search(only, "fuzz/" + n)]
+    if not names:
+        return
+    out = os.path.join(build_dir, "fuzz")
+    r = subprocess.run([os.path.join(HERE, "fuzz", "build.sh"), out], capture_output=True, text=True)
+    if r.returncode != 0:
+        tally.fail("fuzz/build", r.stdout[-2000:] + r.stderr[-2000:])
+        return
+    for name in names:
+        corpus = os.path.join(HERE, "fuzz", "corpus", name[len("fuzz_"):])
+        with tempfile.TemporaryDirectory(prefix="sandboxd-fuzz-") as scratch:
+            t0 = time.monotonic()
+            r = subprocess.run([os.path.join(out, name), f"-max_total_time={seconds}", "-timeout=10",
+                                f"-artifact_prefix={scratch}/", scratch, corpus],
+                               capture_output=True, text=True, timeout=seconds + 120)
+            if r.returncode == 0 and "Done" in r.stderr:
+                tally.ok(f"fuzz/{name}", time.monotonic() - t0)
+            else:
+                tally.fail(f"fuzz/{name}", f"exit {r.returncode}\n" + r.stderr[-3000:])
 
 
 def preflight(tally):
@@ -166,11 +194,15 @@ def main():
     ap.add_argument("--only", help="regular expression on test names")
     ap.add_argument("--keep", action="store_true", help="keep the stack's directory")
     ap.add_argument("--no-unit", action="store_true")
+    ap.add_argument("--fuzz-seconds", type=int, default=15,
+                    help="time for each fuzz target (0: skip fuzzing)")
     args = ap.parse_args()
     build_dir = os.path.abspath(args.build_dir)
     tally = Tally()
     if not args.no_unit:
         run_unit(build_dir, tally, args.only)
+    if args.fuzz_seconds > 0:
+        run_fuzz(build_dir, tally, args.only, args.fuzz_seconds)
     run_suites(build_dir, tally, args.only, args.keep)
     if tally.failures:
         print("failed: " + ", ".join(tally.failures))

@@ -1,6 +1,6 @@
 /*
  * test_request.c: unit tests of request handling that needs no FastCGI
- * connection: run_decode() (fcgi-app/run.c), api_utf8_clean(),
+ * connection: run_decode() (fcgi-app/request.c), api_utf8_clean(),
  * api_error_body(), api_ok(), api_reason() and api_timestamp()
  * (fcgi-app/api.c), and route_authorized() (fcgi-app/route.c).
  *
