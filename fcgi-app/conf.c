@@ -16,6 +16,10 @@
 
 #include "conf.h"
 
+#ifndef SANDBOXD_AGENT_PATH
+#define SANDBOXD_AGENT_PATH "/usr/local/libexec/sandboxd/sandbox-agent"
+#endif
+
 #define CONF_FILE_MAX (1u << 20) /* bytes */
 
 enum conf_type { T_STR, T_U32, T_U64, T_KEYS };
@@ -36,6 +40,7 @@ static const struct conf_key keys[] = {
 	K("socket_group", T_STR, socket_group, 0, 0),
 	K("user", T_STR, user, 0, 0),
 	K("state_dir", T_STR, state_dir, 0, 0),
+	K("agent", T_STR, agent, 0, 0),
 	K("cgroup_root", T_STR, cgroup_root, 0, 0),
 	K("workers", T_U32, workers, 1, 256),
 	K("uid_base", T_U32, uid_base, 65536, 3000000000u),
@@ -88,9 +93,10 @@ conf_defaults(struct conf *c)
 	};
 	c->socket = strdup("/run/sandboxd/fcgi.sock");
 	c->state_dir = strdup("/var/lib/sandboxd");
+	c->agent = strdup(SANDBOXD_AGENT_PATH);
 	c->user = strdup("sandboxd");
 	c->socket_group = strdup("www-data");
-	if (!c->socket || !c->state_dir || !c->user || !c->socket_group) {
+	if (!c->socket || !c->state_dir || !c->user || !c->socket_group || !c->agent) {
 		conf_free(c);
 		return -ENOMEM;
 	}
@@ -363,6 +369,8 @@ conf_check(const struct conf *c, char *errbuf, size_t errlen)
 	if (c->cgroup_root && c->cgroup_root[0] != '/')
 		return fail(errbuf, errlen,
 			    "cgroup_root: a path from the hierarchy's root, starting with '/'");
+	if (!c->agent || c->agent[0] != '/')
+		return fail(errbuf, errlen, "agent: an absolute path is required");
 	if (!c->state_dir || c->state_dir[0] != '/')
 		return fail(errbuf, errlen, "state_dir: an absolute path is required");
 	return 0;

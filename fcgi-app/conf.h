@@ -15,6 +15,7 @@ struct conf {
 	char *socket;			   /* FastCGI listen socket path */
 	char *socket_group;		   /* group that may connect (nginx's), default www-data */
 	char *user;			   /* unprivileged user the workers run as */
+	char *agent;			   /* the sandbox-agent binary */
 	char *state_dir;		   /* sandboxd's state directory */
 	char *cgroup_root;		   /* NULL: "sandboxd-<hash of state_dir>" beside our own */
 	uint32_t workers;		   /* FastCGI worker processes, 1..256 */

@@ -608,7 +608,8 @@ int
 master_run(const struct conf *conf)
 {
 	struct master m = { .conf = conf, .listen_fd = -1, .epfd = -1, .sigfd = -1 };
-	struct sbx_host_config hc = { .state_dir = conf->state_dir,
+	struct sbx_host_config hc = { .agent_path = conf->agent,
+				      .state_dir = conf->state_dir,
 				      .cgroup_root = conf->cgroup_root,
 				      .uid_base = conf->uid_base,
 				      .uid_slots = conf->uid_slots };

@@ -41,43 +41,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "agent-proto.h"
 #include "sandbox-private.h"
-
-#define REPORT_MAGIC 0x53425831u /* "SBX1" */
-
-/* What the sandbox's init tells the parent, once: a failed step, or the
- * program's wait status. */
-struct report {
-	uint32_t magic;
-	int32_t step;	     /* enum sbx_step; SBX_STEP_NONE when the program ran */
-	int32_t err;	     /* errno of the failed step */
-	int32_t have_status; /* wstatus is the program's */
-	int32_t wstatus;
-};
-
-#define GO_MAGIC 0x53425847u /* "SBXG" */
-#define GO_HAS_STDIN 1u
-#define GO_HAS_CODE 2u
-
-/* The program, as sbx_exec() sends it: this header, then argc + envc
- * NUL-terminated strings, with stdout, stderr, [stdin], [code] as fds. */
-struct go_hdr {
-	uint32_t magic;
-	uint32_t flags;	    /* GO_HAS_* */
-	uint32_t argc;	    /* 1..SBX_ARGS_MAX */
-	uint32_t envc;	    /* 0..SBX_ARGS_MAX */
-	char code_path[64]; /* "/tmp/NAME" when GO_HAS_CODE */
-};
-
-#define GO_MAX (sizeof(struct go_hdr) + SBX_STRINGS_MAX)
-
-/* The program once received, in the child: pointers into its stack buffer. */
-struct program {
-	const char *argv[SBX_ARGS_MAX + 1];
-	const char *envp[SBX_ARGS_MAX + 1];
-	const char *code_path;
-	int stdin_fd, stdout_fd, stderr_fd, code_fd;
-};
 
 /* Everything the child needs, prepared by the parent before clone(). */
 struct child_args {
@@ -91,6 +56,7 @@ struct child_args {
 	char shm_opts[SBX_OPTS_LEN];
 	char ws_opts[SBX_OPTS_LEN];
 	char cg_procs[SBX_CG__MAX][PATH_MAX]; /* cgroup.procs files to join; "" if unused */
+	char agent_args[3][24];		      /* nofile, fsize, pids for sandbox-agent */
 };
 
 static const char passwd[] = "root:x:0:0:root:/root:/usr/sbin/nologin\n"
@@ -246,35 +212,6 @@ build_proc(void)
 }
 
 static int
-copy_code(const struct program *p)
-{
-	struct stat st;
-	off_t off = 0;
-	int fd;
-
-	if (fstat(p->code_fd, &st) < 0)
-		return -1;
-	if (!S_ISREG(st.st_mode)) {
-		errno = EINVAL;
-		return -1;
-	}
-	fd = open(p->code_path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return -1;
-	while (off < st.st_size) {
-		ssize_t n = sendfile(fd, p->code_fd, &off, (size_t)(st.st_size - off));
-
-		if (n <= 0) {
-			if (n == 0)
-				errno = EIO;
-			close(fd);
-			return -1;
-		}
-	}
-	return close(fd);
-}
-
-static int
 loopback_up(void)
 {
 	struct ifreq ifr = { 0 };
@@ -315,177 +252,42 @@ close_others(int *keep, int n)
 	syscall(SYS_close_range, lo, ~0u, 0);
 }
 
+/*
+ * Puts the program socket, the report pipe and the seccomp memfd at the fd
+ * numbers sandbox-agent expects (3, 4, 5), open across execve, /dev/null on
+ * 0-2 (not the parent's log), and closes everything else but the agent
+ * binary's own fd, whose new number it returns.
+ */
 static int
-drop_caps(void)
+place_agent_fds(struct child_args *a)
 {
-	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
-	struct __user_cap_data_struct data[2] = { { 0 } };
+	const struct sbx_host *h = a->host;
+	int src[3] = { a->ctl_fd, a->report_fd, h->seccomp_fd }, high[3], agent;
 
-	return (int)syscall(SYS_capset, &hdr, data);
-}
-
-/* The program's side of the fork: the last containment steps, then execve(). */
-static _Noreturn void
-exec_program(const struct child_args *a, const struct program *p)
-{
-	const struct sbx_limits *lim = a->lim;
-	int in = p->stdin_fd;
-
-	if (setsid() < 0)
-		fail(a, SBX_STEP_STDIO);
-	if (in < 0 && (in = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0)
-		fail(a, SBX_STEP_STDIO);
-	/* The received fds are all above 2 (the child closed 3.. at start, and
-	 * recvmsg hands out the lowest free numbers, which 0-2 are not). */
-	if (dup2(in, 0) < 0 || dup2(p->stdout_fd, 1) < 0 || dup2(p->stderr_fd, 2) < 0)
-		fail(a, SBX_STEP_STDIO);
-	/* Only 0-2 reach the program; the report pipe is CLOEXEC and goes at execve. */
-	if (a->report_fd > 3)
-		syscall(SYS_close_range, 3, a->report_fd - 1, 0);
-	syscall(SYS_close_range, a->report_fd + 1, ~0u, 0);
-
+	/* Move everything out of the way first, so that no dup2() lands on a source. */
+	agent = fcntl(h->agent_fd, F_DUPFD_CLOEXEC, 64);
+	if (agent < 0)
+		return -1;
+	for (int i = 0; i < 3; i++) {
+		high[i] = fcntl(src[i], F_DUPFD_CLOEXEC, 64);
+		if (high[i] < 0)
+			return -1;
+	}
+	/* dup2() leaves the new fd without FD_CLOEXEC: these survive the exec. */
+	for (int i = 0; i < 3; i++)
+		if (dup2(high[i], AGENT_FD_CTL + i) < 0)
+			return -1;
+	a->report_fd = AGENT_FD_REPORT;
+	syscall(SYS_close_range, AGENT_FD_SECCOMP + 1, agent - 1, 0);
+	syscall(SYS_close_range, agent + 1, ~0u, 0);
 	{
-		struct rlimit core = { 0, 0 }, nofile = { lim->nofile, lim->nofile },
-			      fsize = { lim->fsize_bytes, lim->fsize_bytes },
-			      nproc = { lim->pids, lim->pids };
+		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
 
-		/* RLIMIT_NPROC counts per host uid, and each sandbox has its own, so it
-		 * backs up pids.max without touching other sandboxes. */
-		if (setrlimit(RLIMIT_CORE, &core) < 0 || setrlimit(RLIMIT_NOFILE, &nofile) < 0 ||
-		    setrlimit(RLIMIT_FSIZE, &fsize) < 0 || setrlimit(RLIMIT_NPROC, &nproc) < 0)
-			fail(a, SBX_STEP_RLIMIT);
-	}
-	if (chdir("/workspace") < 0)
-		fail(a, SBX_STEP_STDIO);
-
-	/* Capabilities: empty the bounding and ambient sets, then leave uid 0.  A
-	 * change from uid 0 to non-zero clears the permitted and effective sets. */
-	for (int cap = 0; cap <= 63; cap++)
-		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
-			fail(a, SBX_STEP_CAPS);
-	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0)
-		fail(a, SBX_STEP_CAPS);
-	if (setgroups(0, NULL) < 0 || setresgid(SBX_USER_GID, SBX_USER_GID, SBX_USER_GID) < 0 ||
-	    setresuid(SBX_USER_UID, SBX_USER_UID, SBX_USER_UID) < 0)
-		fail(a, SBX_STEP_CAPS);
-
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-		fail(a, SBX_STEP_NO_NEW_PRIVS);
-	/* Last before execve: the filter also binds everything above. */
-	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &a->host->seccomp) < 0)
-		fail(a, SBX_STEP_SECCOMP);
-	execve(p->argv[0], (char *const *)p->argv, (char *const *)p->envp);
-	fail(a, SBX_STEP_EXEC);
-}
-
-static bool
-valid_code_path(const char *p)
-{
-	return strncmp(p, "/tmp/", 5) == 0 && p[5] && !strchr(p + 5, '/') && strcmp(p + 5, ".") &&
-	       strcmp(p + 5, "..");
-}
-
-/*
- * Waits for the program from sbx_exec() and checks it as untrusted input:
- * every count and length against the buffer, every string NUL-terminated.
- * Returns 0, 1 when the parent closed the socket instead (a warm sandbox
- * that is no longer needed), or -1 with errno.
- */
-static int
-receive_program(const struct child_args *a, char *buf, struct program *p)
-{
-	union {
-		struct cmsghdr align;
-		char b[CMSG_SPACE(4 * sizeof(int))];
-	} cbuf;
-	struct iovec iov = { buf, GO_MAX };
-	struct msghdr mh = { .msg_iov = &iov,
-			     .msg_iovlen = 1,
-			     .msg_control = cbuf.b,
-			     .msg_controllen = sizeof(cbuf.b) };
-	struct cmsghdr *cm;
-	struct go_hdr h;
-	int fds[4], nfds = 0, want;
-	ssize_t n;
-	size_t off;
-
-	do
-		n = recvmsg(a->ctl_fd, &mh, MSG_CMSG_CLOEXEC);
-	while (n < 0 && errno == EINTR);
-	if (n == 0)
-		return 1;
-	if (n < 0)
-		return -1;
-	for (cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
-		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
-			nfds = (int)((cm->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-			if (nfds > 4)
-				nfds = 4;
-			memcpy(fds, CMSG_DATA(cm), (size_t)nfds * sizeof(int));
-		}
-	errno = EBADMSG;
-	if ((mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || (size_t)n < sizeof(h))
-		return -1;
-	memcpy(&h, buf, sizeof(h));
-	want = 2 + !!(h.flags & GO_HAS_STDIN) + !!(h.flags & GO_HAS_CODE);
-	if (h.magic != GO_MAGIC || nfds != want || h.argc < 1 || h.argc > SBX_ARGS_MAX ||
-	    h.envc > SBX_ARGS_MAX)
-		return -1;
-	off = sizeof(h);
-	for (uint32_t i = 0; i < h.argc + h.envc; i++) {
-		const char *str = buf + off, *end = memchr(str, '\0', (size_t)n - off);
-
-		if (off >= (size_t)n || !end)
+		if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0)
 			return -1;
-		if (i < h.argc)
-			p->argv[i] = str;
-		else
-			p->envp[i - h.argc] = str;
-		off = (size_t)(end - buf) + 1;
+		close(null);
 	}
-	p->argv[h.argc] = NULL;
-	p->envp[h.envc] = NULL;
-	if (p->argv[0][0] != '/')
-		return -1;
-	p->stdout_fd = fds[0];
-	p->stderr_fd = fds[1];
-	p->stdin_fd = h.flags & GO_HAS_STDIN ? fds[2] : -1;
-	p->code_fd = h.flags & GO_HAS_CODE ? fds[want - 1] : -1;
-	p->code_path = NULL;
-	if (p->code_fd >= 0) {
-		h.code_path[sizeof(h.code_path) - 1] = '\0';
-		if (!valid_code_path(h.code_path))
-			return -1;
-		/* Points into buf, which outlives p: the header was copied from there. */
-		p->code_path = ((struct go_hdr *)(void *)buf)->code_path;
-	}
-	return 0;
-}
-
-/*
- * The sandbox's init: reaps every orphan that the pid namespace hands it and
- * reports the program's status.  When it exits, the kernel kills whatever is
- * left in the namespace, so daemons started by the program end with it.
- */
-static _Noreturn void
-init_loop(const struct child_args *a, pid_t program)
-{
-	struct report rep = { REPORT_MAGIC, SBX_STEP_NONE, 0, 0, 0 };
-
-	for (;;) {
-		int st;
-		pid_t w = (pid_t)syscall(SYS_wait4, -1, &st, __WALL, NULL);
-
-		if (w == program) {
-			rep.have_status = 1;
-			rep.wstatus = st;
-			break;
-		}
-		if (w < 0 && errno != EINTR)
-			break;
-	}
-	(void)!write(a->report_fd, &rep, sizeof(rep));
-	_exit(0);
+	return agent;
 }
 
 /*
@@ -498,16 +300,13 @@ contain(struct child_args *a)
 {
 	const struct sbx_host *h = a->host;
 	const struct sbx_spec *s = a->spec;
-	int keep[3] = { a->sync_fd, a->report_fd, a->ctl_fd };
-	static char gobuf[GO_MAX]; /* our own copy of the parent's memory: no allocation */
-	struct program p;
+	int keep[5] = { a->sync_fd, a->report_fd, a->ctl_fd, h->agent_fd, h->seccomp_fd };
+	int agent;
 	char c;
-	pid_t program;
-	int r;
 
 	/* 1. Nothing of the parent's but what we were given (a worker's socket, the
 	 *    FastCGI listener and other sandboxes' pipes stay out). */
-	close_others(keep, 3);
+	close_others(keep, 5);
 
 	/* 2. Join our cgroup before doing anything that costs memory or CPU.  We are
 	 *    still host root (kuid 0), which owns the cgroup files.  The migration
@@ -593,32 +392,20 @@ contain(struct child_args *a)
 	if (loopback_up() < 0)
 		fail(a, SBX_STEP_LOOPBACK);
 
-	/* 9. Ready: wait for the program (a warm sandbox waits here), then put its
-	 *    code file in /tmp. */
-	r = receive_program(a, gobuf, &p);
-	if (r == 1)
-		_exit(0);
-	if (r < 0)
+	/* 9. Become sandbox-agent: the sandbox's init, with none of the parent's
+	 *    memory (its configuration, its keys).  It waits for the program and
+	 *    takes the last steps; see agent/agent.c. */
+	agent = place_agent_fds(a);
+	if (agent < 0)
 		fail(a, SBX_STEP_PROGRAM);
-	close(a->ctl_fd);
-	if (p.code_fd >= 0 && copy_code(&p) < 0)
-		fail(a, SBX_STEP_CODE);
+	{
+		const char *argv[] = { "sandbox-agent", a->agent_args[0], a->agent_args[1],
+				       a->agent_args[2], NULL };
+		const char *envp[] = { NULL };
 
-	/* 10. Fork the program; this process stays as init, with no capabilities. */
-	program = (pid_t)syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
-	if (program < 0)
-		fail(a, SBX_STEP_FORK);
-	if (program == 0)
-		exec_program(a, &p);
-	close(p.stdout_fd);
-	close(p.stderr_fd);
-	if (p.stdin_fd >= 0)
-		close(p.stdin_fd);
-	if (p.code_fd >= 0)
-		close(p.code_fd);
-	if (drop_caps() < 0 || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-		fail(a, SBX_STEP_CAPS);
-	init_loop(a, program);
+		syscall(SYS_execveat, agent, "", argv, envp, AT_EMPTY_PATH);
+	}
+	fail(a, SBX_STEP_EXEC);
 }
 
 static int
@@ -663,6 +450,10 @@ sbx_spawn(struct sbx_host *host, const struct sbx_spec *spec, struct sbx_proc *r
 		return -EINVAL;
 	sbx_limits_fill(&lim);
 	base = host->uid_base + spec->slot * SBX_UID_SPAN;
+	snprintf(a.agent_args[0], sizeof(a.agent_args[0]), "%u", lim.nofile);
+	snprintf(a.agent_args[1], sizeof(a.agent_args[1]), "%llu",
+		 (unsigned long long)lim.fsize_bytes);
+	snprintf(a.agent_args[2], sizeof(a.agent_args[2]), "%u", lim.pids);
 	snprintf(a.tmp_opts, sizeof(a.tmp_opts), "size=%llu,nr_inodes=%llu,mode=1777",
 		 (unsigned long long)lim.tmp_bytes, (unsigned long long)(lim.tmp_bytes >> 12));
 	snprintf(a.shm_opts, sizeof(a.shm_opts), "size=%llu,nr_inodes=4096,mode=1777",
@@ -788,7 +579,7 @@ sbx_exec(struct sbx_host *host, struct sbx_proc *proc, const struct sbx_prog *pr
 	}
 	if (prog->code_fd >= 0) {
 		if (!prog->code_path || strlen(prog->code_path) >= sizeof(h.code_path) ||
-		    !valid_code_path(prog->code_path))
+		    !agent_valid_code_path(prog->code_path))
 			return -EINVAL;
 		h.flags |= GO_HAS_CODE;
 		memcpy(h.code_path, prog->code_path, strlen(prog->code_path) + 1);

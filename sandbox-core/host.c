@@ -4,9 +4,11 @@
  * that each sandbox's root exposes.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -139,6 +141,24 @@ scan_host(struct sbx_host *host)
 	}
 }
 
+/* The filter, in a sealed memfd: sandbox-agent reads it from there. */
+static int
+seccomp_memfd(const struct sock_fprog *prog, int *ret)
+{
+	size_t size = prog->len * sizeof(struct sock_filter);
+	int fd = memfd_create("sbx-seccomp", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+
+	if (fd < 0)
+		return -errno;
+	if (write(fd, prog->filter, size) != (ssize_t)size ||
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) < 0) {
+		close(fd);
+		return -EIO;
+	}
+	*ret = fd;
+	return 0;
+}
+
 int
 sbx_host_new(const struct sbx_host_config *cfg, struct sbx_host **ret, struct sbx_err *reterr)
 {
@@ -157,6 +177,7 @@ sbx_host_new(const struct sbx_host_config *cfg, struct sbx_host **ret, struct sb
 		return -ENOMEM;
 	for (int c = 0; c < SBX_CG__MAX; c++)
 		host->cg[c].dirfd = -1;
+	host->agent_fd = host->seccomp_fd = -1;
 	host->uid_base = cfg->uid_base;
 	host->uid_slots = cfg->uid_slots;
 	/* The canonical path: it names this instance (its cgroup parent is derived
@@ -188,8 +209,18 @@ sbx_host_new(const struct sbx_host_config *cfg, struct sbx_host **ret, struct sb
 	}
 	scan_host(host);
 
+	step = SBX_STEP_EXEC;
+	host->agent_fd = cfg->agent_path ? open(cfg->agent_path, O_PATH | O_CLOEXEC) : -1;
+	if (host->agent_fd < 0) {
+		r = cfg->agent_path ? -errno : -EINVAL;
+		goto fail;
+	}
+
 	step = SBX_STEP_SECCOMP;
 	r = sbx_scmp_build(&host->seccomp);
+	if (r < 0)
+		goto fail;
+	r = seccomp_memfd(&host->seccomp, &host->seccomp_fd);
 	if (r < 0)
 		goto fail;
 
@@ -216,6 +247,10 @@ sbx_host_free(struct sbx_host *host)
 		return;
 	sbx_cg_fini(host);
 	sbx_scmp_free(&host->seccomp);
+	if (host->seccomp_fd >= 0)
+		close(host->seccomp_fd);
+	if (host->agent_fd >= 0)
+		close(host->agent_fd);
 	free(host);
 }
 

@@ -38,6 +38,8 @@ struct sbx_host {
 	struct sbx_cg_dir cg[SBX_CG__MAX];
 	bool cg_memsw;		   /* v1: memory.memsw.* exists (swap accounting) */
 	struct sock_fprog seccomp; /* the compiled filter, loaded by every sandbox */
+	int seccomp_fd;		   /* a sealed memfd holding it, handed to sandbox-agent */
+	int agent_fd;		   /* O_PATH fd of the sandbox-agent binary */
 	struct sbx_toplink toplinks[SBX_MAX_TOPLINKS];
 	unsigned n_toplinks;
 	char etc[SBX_MAX_ETC][40]; /* host /etc entries bound read-only: "/etc/ssl" */

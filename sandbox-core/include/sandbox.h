@@ -82,6 +82,7 @@ void sbx_limits_fill(struct sbx_limits *lim);
 
 /* How the host side is laid out.  Strings are copied by sbx_host_new(). */
 struct sbx_host_config {
+	const char *agent_path;	 /* the sandbox-agent binary (static), on the host */
 	const char *state_dir;	 /* sandboxd's state directory; must exist, root-owned, mode 0711 */
 	const char *cgroup_root; /* NULL: "sandboxd-<hash of state_dir>" beside ours */
 	uid_t uid_base;		 /* first host uid handed to sandboxes */

@@ -40,6 +40,45 @@ def test_api_key_required_when_configured(ctx):
         assert st.stop() == 0
 
 
+def _memory_holds(pid, needle):
+    """Whether needle appears anywhere in the readable memory of pid (we are root)."""
+    with open(f"/proc/{pid}/maps") as f:
+        regions = [line.split()[0:2] for line in f]
+    with open(f"/proc/{pid}/mem", "rb", buffering=0) as mem:
+        for rng, perms in regions:
+            if not perms.startswith("r"):
+                continue
+            lo, hi = (int(x, 16) for x in rng.split("-"))
+            try:
+                mem.seek(lo)
+                if needle in mem.read(hi - lo):
+                    return True
+            except OSError:
+                continue
+    return False
+
+
+def test_sandbox_init_holds_no_service_secrets(ctx):
+    """A sandbox's init is sandbox-agent, exec'd: none of sandboxd's memory (its
+    API keys) is inside a sandbox, not even in the init."""
+    st = Stack(ctx.stack.build_dir, workers=1, uid_base=ctx.uid_base + 3 * ctx.uid_span,
+               uid_slots=8, env={"SANDBOXD_API_KEYS": KEY})
+    try:
+        st.start()
+        c = Context(st)
+        status, body = c.json("POST", "/v1/run", {"code": "print(1)"}, {"Authorization": "Bearer " + KEY})
+        assert status == 200, body
+        inits = st.sandbox_pids(include_init=True)
+        assert inits, "no warm sandbox init found"
+        # The master itself holds the key: the probe can see it where it is.
+        assert _memory_holds(st.sandboxd.pid, KEY.encode()), "probe broken: key not found in the master"
+        for pid in inits:
+            assert os.readlink(f"/proc/{pid}/exe").endswith("/sandbox-agent"), os.readlink(f"/proc/{pid}/exe")
+            assert not _memory_holds(pid, KEY.encode()), f"sandbox init {pid} holds the API key"
+    finally:
+        assert st.stop() == 0
+
+
 def _direct(ctx, remote_addr):
     body = json.dumps({"code": "print('direct')"}).encode()
     return fcgi.request(ctx.fcgi_socket, {

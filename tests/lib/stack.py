@@ -94,6 +94,7 @@ class Stack:
             "SANDBOXD_UID_SLOTS": str(self.uid_slots),
             "SANDBOXD_SOCKET_GROUP": "www-data",
             "SANDBOXD_USER": "sandboxd",
+            "SANDBOXD_AGENT": os.path.join(self.build_dir, "sandbox-core", "agent", "sandbox-agent"),
             # A variable of the service's own: it must never reach sandboxed code.
             "SANDBOXD_TEST_SECRET": "do-not-leak-7f3a",
         }

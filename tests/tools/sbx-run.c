@@ -52,6 +52,7 @@ main(int argc, char **argv)
 		return 1;
 	}
 	cfg.state_dir = state;
+	cfg.agent_path = getenv("SBX_AGENT") ? getenv("SBX_AGENT") : SBX_AGENT_BUILD_PATH;
 	r = sbx_host_new(&cfg, &host, &err);
 	if (r < 0) {
 		fprintf(stderr, "sbx-run: host: %s: %s\n", sbx_step_name(err.step), strerror(-r));

@@ -1,0 +1,62 @@
+/*
+ * agent-proto.h: what libsandbox and sandbox-agent say to each other.
+ * Private to sandbox-core (contain.c and agent/agent.c).
+ *
+ * contain() builds the sandbox, then execs sandbox-agent as the sandbox's
+ * init (pid 1), so that nothing of the parent's memory (sandboxd's
+ * configuration, its API keys) stays inside the sandbox.  The agent finds:
+ *   fd 3  its end of the program socketpair (SOCK_SEQPACKET)
+ *   fd 4  the write end of the report pipe
+ *   fd 5  a sealed memfd with the seccomp program (struct sock_filter[])
+ * and argv: sandbox-agent NOFILE FSIZE_BYTES PIDS.
+ */
+#ifndef SANDBOX_AGENT_PROTO_H
+#define SANDBOX_AGENT_PROTO_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "sandbox.h"
+
+#define AGENT_FD_CTL 3
+#define AGENT_FD_REPORT 4
+#define AGENT_FD_SECCOMP 5
+
+#define REPORT_MAGIC 0x53425831u /* "SBX1" */
+
+/* What the sandbox's init tells the parent, once: a failed step, or the
+ * program's wait status. */
+struct report {
+	uint32_t magic;
+	int32_t step;	     /* enum sbx_step; SBX_STEP_NONE when the program ran */
+	int32_t err;	     /* errno of the failed step */
+	int32_t have_status; /* wstatus is the program's */
+	int32_t wstatus;
+};
+
+#define GO_MAGIC 0x53425847u /* "SBXG" */
+#define GO_HAS_STDIN 1u
+#define GO_HAS_CODE 2u
+
+/* The program, as sbx_exec() sends it: this header, then argc + envc
+ * NUL-terminated strings, with stdout, stderr, [stdin], [code] as fds. */
+struct go_hdr {
+	uint32_t magic;
+	uint32_t flags;	    /* GO_HAS_* */
+	uint32_t argc;	    /* 1..SBX_ARGS_MAX */
+	uint32_t envc;	    /* 0..SBX_ARGS_MAX */
+	char code_path[64]; /* "/tmp/NAME", NUL-terminated, when GO_HAS_CODE */
+};
+
+#define GO_MAX (sizeof(struct go_hdr) + SBX_STRINGS_MAX)
+
+/* A code file goes straight into /tmp under a plain name. */
+static inline bool
+agent_valid_code_path(const char *p)
+{
+	return strncmp(p, "/tmp/", 5) == 0 && p[5] && !strchr(p + 5, '/') && strcmp(p + 5, ".") &&
+	       strcmp(p + 5, "..");
+}
+
+#endif
