@@ -57,6 +57,26 @@ class Context:
             body["timeout"] = timeout
         return self.json("POST", "/v1/run", body)
 
+    def run_on_new_connection(self, code, language="python", timeout=None):
+        """run() on a connection of its own, closed afterwards: safe to call from
+        several threads at once (run() shares this context's one keep-alive
+        connection).  No retry: a fresh connection that fails is a failure.  A
+        body that is not JSON comes back as {"raw": its first 500 bytes}."""
+        body = {"code": code, "language": language}
+        if timeout is not None:
+            body["timeout"] = timeout
+        conn = self.stack.connection()
+        try:
+            conn.request("POST", "/v1/run", body=json.dumps(body), headers={"Content-Type": "application/json"})
+            resp = conn.getresponse()
+            data = resp.read()
+        finally:
+            conn.close()
+        try:
+            return resp.status, json.loads(data)
+        except ValueError:
+            return resp.status, {"raw": data[:500].decode("utf-8", "replace")}
+
     def healthy(self):
         status, _, _ = self.request("GET", "/healthz")
         return status == 200

@@ -11,15 +11,18 @@ docs: isolation-and-attacks.md section 2 (B, C, D, F, G1/G2).
 After every attack: no sandbox process is left on the host, GET /healthz is
 200, and a follow-up run prints 42.
 """
-import http.client
 import json
 import os
 import re
 import secrets
 import socket
-import ssl
+import sys
 import threading
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
+from probe import (ProcEvents, baseline, check_recovered, fd_ready, in_sandbox_range, last_json,  # noqa: E402
+                   run_code, scan_sandbox, short, uid_of, wait_no_new_sandbox_pids)
 
 # ---------------------------------------------------------------------------
 # Code prepended to every probe.  It runs inside the sandbox (python3 3.11).
@@ -134,24 +137,12 @@ ALLOWED_ENV = {
 # ---------------------------------------------------------------------------
 # Host-side helpers.
 
-def _short(body, limit=700):
-    if not isinstance(body, dict):
-        return repr(body)[:limit]
-    b = dict(body)
-    for k in ("output", "errors"):
-        if isinstance(b.get(k), str) and len(b[k]) > limit:
-            b[k] = b[k][:200] + f"...<{len(b[k])} chars>..." + b[k][-limit:]
-    return repr(b)
-
-
 def _probe(ctx, body, timeout=15000, **params):
     """Runs PRELUDE + body in a fresh sandbox; returns the dict the probe emitted."""
     nonce = secrets.token_hex(8)
     code = (_PRELUDE.replace("@NONCE@", nonce)
             + "PARAMS = json.loads(%r)\n" % json.dumps(params) + body)
-    status, resp = ctx.run(code, language="python", timeout=timeout)
-    assert status == 200, f"POST /v1/run answered HTTP {status}: {_short(resp)}"
-    assert isinstance(resp, dict), f"POST /v1/run body is not an object: {resp!r}"
+    resp, _ = run_code(ctx, code, timeout=timeout)
     out = resp.get("output") or ""
     lines = [ln for ln in out.splitlines() if ln.strip()]
     result = None
@@ -167,7 +158,7 @@ def _probe(ctx, body, timeout=15000, **params):
             f"signal={resp.get('signal')} oomKilled={resp.get('oomKilled')}\n"
             f"stdout tail: {out[-800:]!r}\nstderr tail: {(resp.get('errors') or '')[-2000:]!r}")
     assert resp.get("exitCode") == 0 and resp.get("success") is True, (
-        f"probe printed its result but did not exit cleanly: {_short(resp)}")
+        f"probe printed its result but did not exit cleanly: {short(resp)}")
     return result
 
 
@@ -181,95 +172,12 @@ def _expect(results, expected, what):
     assert not bad, f"{what}:\n  " + "\n  ".join(bad) + f"\nall results: {json.dumps(results, sort_keys=True)}"
 
 
-def _baseline(ctx):
-    return set(ctx.host_sandbox_pids())
-
-
-def _describe_pids(pids):
-    out = []
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/status") as f:
-                st = dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                cmd = f.read().replace(b"\0", b" ").decode("utf-8", "replace")[:120]
-            out.append(f"pid {pid} [{st.get('Name')}, state {st.get('State')}, uid {st.get('Uid')}, "
-                       f"ppid {st.get('PPid')}] {cmd}")
-        except OSError:
-            out.append(f"pid {pid} (gone)")
-    return "; ".join(out)
-
-
-def _wait_no_new_sandbox_pids(ctx, baseline, when, limit=2.0):
-    deadline = time.monotonic() + limit
-    while True:
-        left = sorted(set(ctx.host_sandbox_pids()) - baseline)
-        if not left:
-            return
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"sandbox processes still on the host {when}: {_describe_pids(left)}")
-        time.sleep(0.02)
-
-
-def _check_recovered(ctx, baseline, what):
-    _wait_no_new_sandbox_pids(ctx, baseline, f"after {what}")
-    assert ctx.healthy(), f"GET /healthz is not 200 after {what}"
-    status, body = ctx.run("print(42)")
-    assert status == 200 and isinstance(body, dict) and body.get("output") == "42\n", (
-        f"follow-up run after {what} failed: HTTP {status}, {_short(body)}")
-    _wait_no_new_sandbox_pids(ctx, baseline, f"after the follow-up run ({what})")
-
-
-def _scan_sandbox(ctx):
-    """Non-waiting scan of the host's /proc: {pid: real uid} of processes in
-    the sandbox uid range (for watching a run while it is in progress)."""
-    out = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/status") as f:
-                for line in f:
-                    if line.startswith("Uid:"):
-                        uid = int(line.split()[1])
-                        if ctx.uid_base <= uid < ctx.uid_base + ctx.uid_span:
-                            out[int(name)] = uid
-                        break
-        except (OSError, ValueError, IndexError):
-            continue
-    return out
-
-
 def _comm(pid):
     try:
         with open(f"/proc/{pid}/comm") as f:
             return f.read().strip()
     except OSError:
         return None
-
-
-def _run_on_own_connection(ctx, code, timeout=None):
-    """POST /v1/run on a connection of its own (ctx keeps one shared keep-alive
-    connection, which two threads must not use at once)."""
-    stack = getattr(ctx, "stack", None)
-    if stack is not None and hasattr(stack, "connection"):
-        conn = stack.connection()
-    else:
-        conn = http.client.HTTPSConnection("127.0.0.1", ctx.api_port,
-                                           context=ssl._create_unverified_context(), timeout=120)
-    try:
-        body = {"code": code, "language": "python"}
-        if timeout is not None:
-            body["timeout"] = timeout
-        conn.request("POST", "/v1/run", body=json.dumps(body), headers={"Content-Type": "application/json"})
-        resp = conn.getresponse()
-        data = resp.read()
-        try:
-            return resp.status, json.loads(data)
-        except ValueError:
-            return resp.status, {"raw": data[:500].decode("utf-8", "replace")}
-    finally:
-        conn.close()
 
 
 def _host_uid_of(uid_map, inside=1000):
@@ -316,7 +224,7 @@ def _assert_confined_status(st, what):
 # G1, G2: identity, capabilities, no_new_privs, seccomp.
 
 def test_g1_g2_identity_uid1000_no_caps_nnp_seccomp(ctx):
-    base = _baseline(ctx)
+    base = baseline(ctx)
     r = _probe(ctx, r'''
 emit({
     "resuid": os.getresuid(), "resgid": os.getresgid(), "groups": os.getgroups(),
@@ -340,11 +248,11 @@ emit({
         f"no user namespace: uid_map {r['uid_map']!r}")
     assert rows != [["0", "0", "4294967295"]], f"the initial user namespace: uid_map {r['uid_map']!r}"
     assert _host_uid_of(r["uid_map"]) is not None, f"uid 1000 is not mapped: {r['uid_map']!r}"
-    _check_recovered(ctx, base, "the identity probe")
+    check_recovered(ctx, base, "the identity probe")
 
 
 def test_g1_g2_identity_same_for_bash_and_javascript(ctx):
-    base = _baseline(ctx)
+    base = baseline(ctx)
     # bash: a builtin read loop, so the status read is bash's own.
     bash = r'''
 while IFS= read -r line; do
@@ -352,10 +260,9 @@ while IFS= read -r line; do
 done < /proc/self/status
 echo "marker-$((6*7))"
 '''
-    status, body = ctx.run(bash, language="bash", timeout=10000)
-    assert status == 200 and isinstance(body, dict), f"bash run: HTTP {status} {_short(body)}"
+    body, _ = run_code(ctx, bash, language="bash", timeout=10000)
     out = body.get("output") or ""
-    assert "marker-42" in out, f"bash probe did not run: {_short(body)}"
+    assert "marker-42" in out, f"bash probe did not run: {short(body)}"
     _assert_confined_status(_status_fields(out), "bash in the sandbox")
 
     js = r'''
@@ -363,17 +270,12 @@ const fs = require("fs");
 const s = fs.readFileSync("/proc/self/status", "utf8");
 console.log(JSON.stringify({status: s, uid: process.getuid(), euid: process.geteuid(), marker: 6 * 7}));
 '''
-    status, body = ctx.run(js, language="javascript", timeout=10000)
-    assert status == 200 and isinstance(body, dict), f"javascript run: HTTP {status} {_short(body)}"
-    lines = [ln for ln in (body.get("output") or "").splitlines() if ln.strip()]
-    try:
-        r = json.loads(lines[-1])
-    except (IndexError, ValueError):
-        raise AssertionError(f"javascript probe did not run: {_short(body)}")
-    assert r.get("marker") == 42, f"javascript probe did not run: {_short(body)}"
+    body, _ = run_code(ctx, js, language="javascript", timeout=10000)
+    r = last_json(body, "javascript probe")
+    assert r.get("marker") == 42, f"javascript probe did not run: {short(body)}"
     assert r["uid"] == 1000 and r["euid"] == 1000, f"node runs as uid {r['uid']}/{r['euid']}"
     _assert_confined_status(_status_fields(r["status"]), "node in the sandbox")
-    _check_recovered(ctx, base, "the bash/javascript identity probes")
+    check_recovered(ctx, base, "the bash/javascript identity probes")
 
 
 # ---------------------------------------------------------------------------
@@ -419,7 +321,7 @@ def _check_env(env, service_values, what):
 
 
 def test_d14_environment_is_clean(ctx):
-    base = _baseline(ctx)
+    base = baseline(ctx)
     service_values = _service_env_values(ctx)
     r = _probe(ctx, r'''
 pid1 = None
@@ -440,21 +342,21 @@ emit({"env": dict(os.environ), "pid1_environ": pid1})
         assert not bad, f"/proc/1/environ (sandbox init) is readable and holds {bad}: {pid1}"
 
     status, body = ctx.run('env; echo "marker-$((6*7))"', language="bash", timeout=10000)
-    assert status == 200 and "marker-42" in (body.get("output") or ""), f"bash env run: {_short(body)}"
+    assert status == 200 and "marker-42" in (body.get("output") or ""), f"bash env run: {short(body)}"
     env = {}
     for line in body["output"].splitlines():
         if "=" in line and not line.startswith("marker-"):
             k, v = line.split("=", 1)
             env[k] = v
     _check_env(env, service_values, "bash environment")
-    _check_recovered(ctx, base, "the environment probe")
+    check_recovered(ctx, base, "the environment probe")
 
 
 # ---------------------------------------------------------------------------
 # B11: inherited file descriptors; stdin.
 
 def test_b11_only_fds_0_1_2_and_stdin_is_dev_null(ctx):
-    base = _baseline(ctx)
+    base = baseline(ctx)
     r = _probe(ctx, r'''
 import fcntl, resource, re, stat
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -490,7 +392,7 @@ emit({"open_fds": open_fds, "listed": listed, "nofile": [soft, hard],
     assert r["listed"]["0"] == "/dev/null" and r["stdin_rdev"] == [1, 3], (
         f"stdin must be /dev/null: link {r['listed']['0']!r}, device {r['stdin_rdev']}")
     assert r["stdin_read"] == "", f"reading stdin returned {r['stdin_read']!r}, expected EOF"
-    _check_recovered(ctx, base, "the fd probe")
+    check_recovered(ctx, base, "the fd probe")
 
 
 # ---------------------------------------------------------------------------
@@ -501,7 +403,7 @@ def _project_dir():
 
 
 def test_d1_host_files_are_absent(ctx):
-    base = _baseline(ctx)
+    base = baseline(ctx)
     canary = f"/tmp/sandboxd-probe-canary-{secrets.token_hex(6)}"
     with open(canary, "w") as f:
         f.write("host /tmp must not be the sandbox /tmp\n")
@@ -543,7 +445,7 @@ emit({"paths": {p: look(p) for p in PARAMS["absent"] + PARAMS["absent_or_empty"]
     etc_leaks = sorted(set(r["etc"]) & {"shadow", "gshadow", "sudoers", "sudoers.d", "ssh", "machine-id",
                                         "ssl/private", "environment", "crontab", "nginx", "sandboxd"})
     assert not etc_leaks, f"/etc inside the sandbox has host files {etc_leaks}; /etc = {r['etc']}"
-    _check_recovered(ctx, base, "the host-files probe")
+    check_recovered(ctx, base, "the host-files probe")
 
 
 # ---------------------------------------------------------------------------
@@ -560,7 +462,7 @@ def _mount_relative(path):
 
 
 def test_d2_proc_shows_only_the_sandbox(ctx):
-    base = _baseline(ctx)
+    base = baseline(ctx)
     host_pids = [os.getpid(), os.getppid()]
     with open("/proc/1/cmdline", "rb") as f:
         host_pid1 = f.read().decode("utf-8", "replace")
@@ -609,14 +511,14 @@ emit({"pids": pids, "self": os.getpid(), "kills": kills, "comms": comms,
     assert not fstypes & {"cgroup", "cgroup2", "sysfs", "debugfs", "securityfs", "bpf", "tracefs",
                           "configfs", "fusectl", "pstore"}, f"host kernel filesystems mounted inside: {fstypes}"
     assert ctx.fcgi_socket not in r["net_unix"], f"/proc/net/unix inside lists the FastCGI socket:\n{r['net_unix']}"
-    _check_recovered(ctx, base, "the /proc probe")
+    check_recovered(ctx, base, "the /proc probe")
 
 
 # ---------------------------------------------------------------------------
 # D3, D4: /proc/sys read-only, no writable kernel knobs.
 
 def test_d3_d4_proc_sys_read_only(ctx):
-    base = _baseline(ctx)
+    base = baseline(ctx)
     r = _probe(ctx, r'''
 # Open for writing only: nothing is ever written.
 targets = ["/proc/sys/kernel/hostname", "/proc/sys/kernel/core_pattern", "/proc/sys/kernel/modprobe",
@@ -653,14 +555,14 @@ emit({"opens": opens, "mounts": mounts, "kallsyms_nonzero": nonzero,
     assert best and "ro" in best[1].split(","), f"/proc/sys is on mount {best} which is not read-only: {r['mounts']}"
     assert r["kallsyms_nonzero"] == 0, f"/proc/kallsyms shows {r['kallsyms_nonzero']} real kernel addresses"
     assert r["kcore"] != "ok", "/proc/kcore is readable"
-    _check_recovered(ctx, base, "the /proc/sys probe")
+    check_recovered(ctx, base, "the /proc/sys probe")
 
 
 # ---------------------------------------------------------------------------
 # D6: no /sys.
 
 def test_d6_sys_absent_or_empty(ctx):
-    base = _baseline(ctx)
+    base = baseline(ctx)
     r = _probe(ctx, r'''
 out = {"exists": os.path.lexists("/sys")}
 if os.path.isdir("/sys"):
@@ -672,7 +574,7 @@ emit(out)
     assert not r["exists"] or r.get("entries") == [], f"/sys inside the sandbox has {r.get('entries')}"
     assert not any(r[p] for p in ("/sys/kernel/uevent_helper", "/sys/fs/cgroup", "/sys/class/net",
                                   "/sys/firmware")), f"sysfs paths visible: {r}"
-    _check_recovered(ctx, base, "the /sys probe")
+    check_recovered(ctx, base, "the /sys probe")
 
 
 # ---------------------------------------------------------------------------
@@ -685,7 +587,7 @@ ALLOWED_DEV_DIRS = {"pts", "shm", "mqueue"}
 
 
 def test_d7_dev_has_only_the_allowed_nodes(ctx):
-    base = _baseline(ctx)
+    base = baseline(ctx)
     r = _probe(ctx, r'''
 import stat
 def kind(p):
@@ -732,14 +634,14 @@ emit({"dev": dev, "pts": pts, "dev_null_write": try_open("/dev/null", os.O_WRONL
     assert r["tty_open"] != "ok", "/dev/tty opened: sandboxed code has a controlling terminal"
     assert not problems, (f"unexpected /dev content ({len(problems)} problems):\n  " + "\n  ".join(problems[:25])
                           + f"\n/dev: {sorted(dev)}")
-    _check_recovered(ctx, base, "the /dev probe")
+    check_recovered(ctx, base, "the /dev probe")
 
 
 # ---------------------------------------------------------------------------
 # D8: setuid binaries give nothing.
 
 def test_d8_setuid_binaries_do_not_grant_root(ctx):
-    base = _baseline(ctx)
+    base = baseline(ctx)
     r = _probe(ctx, r'''
 import stat, subprocess
 cands = ["/usr/bin/su", "/usr/bin/mount", "/usr/bin/passwd", "/usr/bin/newgrp", "/usr/bin/chsh",
@@ -782,14 +684,14 @@ emit({"runs": runs, "nnp": st.get("NoNewPrivs"), "euid": os.geteuid(),
     bad = {c: v for c, v in ran.items() if v["uids"] != ["1000"] * 4 or v["gids"] is None or "0" in v["gids"]}
     assert not bad, f"setuid binaries ran with other credentials than uid 1000: {bad}"
     assert r["mount_attempt"] != 0, "setuid mount(8) mounted a tmpfs as uid 1000"
-    _check_recovered(ctx, base, "the setuid probe")
+    check_recovered(ctx, base, "the setuid probe")
 
 
 # ---------------------------------------------------------------------------
 # D9: system directories are read-only mounts.
 
 def test_d9_system_dirs_read_only(ctx):
-    base = _baseline(ctx)
+    base = baseline(ctx)
     r = _probe(ctx, r'''
 import glob
 name = "sbx-probe-" + NONCE
@@ -828,7 +730,7 @@ emit({"res": res})
         "create /etc": {"EROFS", "EACCES"},
         "create /tmp": {"ok"}, "create /workspace": {"ok"},
     }, "writes to system directories (EROFS = read-only mount; /tmp and /workspace must work)")
-    _check_recovered(ctx, base, "the read-only probe")
+    check_recovered(ctx, base, "the read-only probe")
 
 
 # ---------------------------------------------------------------------------
@@ -862,7 +764,7 @@ def _sysv_shm_remove_key_on_host(key):
 
 
 def test_d10_d11_ipc_shm_and_unix_sockets_are_private(ctx):
-    base = _baseline(ctx)
+    base = baseline(ctx)
     tok = secrets.token_hex(6)
     key = 0x5B000000 | secrets.randbelow(1 << 24)
     shmid = _sysv_shm_create(key)
@@ -915,14 +817,14 @@ emit({"host_abstract": uconnect("\0" + PARAMS["abstract"]),
             keys.add(int(f[0]))
     assert key not in keys, f"host SysV segment visible in /proc/sysvipc/shm:\n{r['sysvipc_shm']}"
     assert r["host_dev_shm_file"] is False, f"host file {shm_canary} visible in the sandbox's /dev/shm"
-    _check_recovered(ctx, base, "the IPC probe")
+    check_recovered(ctx, base, "the IPC probe")
 
 
 # ---------------------------------------------------------------------------
 # D13, C20: hostname.
 
 def test_d13_hostname_is_not_the_hosts(ctx):
-    base = _baseline(ctx)
+    base = baseline(ctx)
     r = _probe(ctx, r'''
 import socket
 emit({"gethostname": socket.gethostname(), "nodename": os.uname().nodename,
@@ -932,14 +834,14 @@ emit({"gethostname": socket.gethostname(), "nodename": os.uname().nodename,
     assert r["gethostname"] and r["gethostname"] == r["nodename"], f"hostname inside: {r}"
     assert r["gethostname"] != host, f"the sandbox has the host's hostname {host!r}"
     assert r["etc_hostname"] != host, f"/etc/hostname inside is the host's ({host!r})"
-    _check_recovered(ctx, base, "the hostname probe")
+    check_recovered(ctx, base, "the hostname probe")
 
 
 # ---------------------------------------------------------------------------
 # G5, G6, D10: runs do not share /tmp, /workspace, /dev/shm, SysV IPC.
 
 def test_g6_runs_do_not_see_each_others_files(ctx):
-    base = _baseline(ctx)
+    base = baseline(ctx)
     tok = secrets.token_hex(8)
     key = 0x5C000000 | secrets.randbelow(1 << 24)
     dirs = ["/tmp", "/workspace", "/dev/shm", "/var/tmp"]
@@ -961,7 +863,7 @@ def test_g6_runs_do_not_see_each_others_files(ctx):
         assert second["shm"] == "ENOENT", f"SysV segment {key:#x} of the first run reachable: {second['shm']}"
     assert first["add_key"] in DENIED and second["request_key"] in DENIED, (
         f"kernel keyring reachable across runs: add_key {first['add_key']}, request_key {second['request_key']}")
-    _check_recovered(ctx, base, "the cross-run probe")
+    check_recovered(ctx, base, "the cross-run probe")
 
 
 def _two_runs_with_markers(ctx, tok, key, dirs):
@@ -998,7 +900,7 @@ emit({"seen": seen, "listing": listing, "shm": sc(29, PARAMS["key"], 0, 0)[0],
 # C1: namespaces.
 
 def test_c01_namespace_creation_denied(ctx):
-    base = _baseline(ctx)
+    base = baseline(ctx)
     r = _probe(ctx, r'''
 SIGCHLD = 17
 NEWNS, NEWCGROUP, NEWUTS, NEWIPC = 0x20000, 0x02000000, 0x04000000, 0x08000000
@@ -1037,14 +939,14 @@ emit({"res": res, "max_user_namespaces": read_text("/proc/sys/user/max_user_name
                 "setns own user": DENIED, "setns own mnt": DENIED, "setns own net": DENIED,
                 "setns own uts": DENIED, "control: clone without ns flags": {"ok"}})
     _expect(r["res"], exp, "C1 namespace syscalls (clone3 must be ENOSYS so libc falls back to clone)")
-    _check_recovered(ctx, base, "the namespace probe")
+    check_recovered(ctx, base, "the namespace probe")
 
 
 # ---------------------------------------------------------------------------
 # C2, D5: mounts.
 
 def test_c02_mount_family_denied(ctx):
-    base = _baseline(ctx)
+    base = baseline(ctx)
     r = _probe(ctx, r'''
 d = "/tmp/mnt-" + NONCE
 os.mkdir(d)
@@ -1089,14 +991,14 @@ emit({"res": res, "is_mount_after": os.path.ismount(d)})
     exp["fsopen in a new userns"] = {"unshare EPERM", "unshare ENOSPC", "EPERM", "ENOSYS"}
     _expect(r["res"], exp, "C2 mount syscalls")
     assert r["is_mount_after"] is False, "a mount appeared inside the sandbox"
-    _check_recovered(ctx, base, "the mount probe")
+    check_recovered(ctx, base, "the mount probe")
 
 
 # ---------------------------------------------------------------------------
 # C3-C7, C23: keyrings, bpf, userfaultfd, io_uring, perf; memfd still works.
 
 def test_c03_to_c07_keyring_bpf_uffd_io_uring_perf_denied(ctx):
-    base = _baseline(ctx)
+    base = baseline(ctx)
     r = _probe(ctx, r'''
 def perf():
     a = ctypes.create_string_buffer(128)
@@ -1135,14 +1037,14 @@ emit({"res": res})
         "perf_event_open self": DENIED,
         "control: memfd_create": {"ok"}, "control: getpid": {"ok"},
     }, "C3-C7 kernel attack surface (unconfined, each of these succeeds or reaches the kernel on this host)")
-    _check_recovered(ctx, base, "the kernel-surface probe")
+    check_recovered(ctx, base, "the kernel-surface probe")
 
 
 # ---------------------------------------------------------------------------
 # C8, B7: ptrace and friends.
 
 def test_c08_b07_ptrace_family_denied(ctx):
-    base = _baseline(ctx)
+    base = baseline(ctx)
     r = _probe(ctx, r'''
 import signal, time
 class iovec(ctypes.Structure):
@@ -1185,14 +1087,14 @@ emit({"res": res})
         "process_vm_readv self": DENIED, "process_vm_writev self": DENIED,
         "pidfd_getfd self": DENIED, "kcmp self": DENIED_OR_ABSENT,
     }, "C8/B7 process inspection syscalls")
-    _check_recovered(ctx, base, "the ptrace probe")
+    check_recovered(ctx, base, "the ptrace probe")
 
 
 # ---------------------------------------------------------------------------
 # C9, C15, C16, C18-C21: host-global administration.
 
 def test_c09_c15_c16_c18_to_c21_admin_syscalls_denied(ctx):
-    base = _baseline(ctx)
+    base = baseline(ctx)
     r = _probe(ctx, r'''
 empty = ctypes.create_string_buffer(64)
 def clock_set():
@@ -1239,14 +1141,14 @@ emit({"res": res})
         "modify_ldt read": DENIED_OR_ABSENT,
         "personality READ_IMPLIES_EXEC": DENIED, "personality ADDR_NO_RANDOMIZE": DENIED,
     }, "C9/C15/C16/C18-C21 administration syscalls")
-    _check_recovered(ctx, base, "the administration-syscall probe")
+    check_recovered(ctx, base, "the administration-syscall probe")
 
 
 # ---------------------------------------------------------------------------
 # C10-C14, C25: socket families, raw sockets, interface ioctls, file handles.
 
 def test_c10_to_c14_sockets_and_handles_denied(ctx):
-    base = _baseline(ctx)
+    base = baseline(ctx)
     r = _probe(ctx, r'''
 import socket, fcntl, struct
 def sock(fam, typ, proto):
@@ -1298,14 +1200,14 @@ emit({"res": res})
                 "SIOCSIFMTU lo": DENIED, "open_by_handle_at": DENIED})
     _expect(res, exp, "C10-C14 socket families (EAFNOSUPPORT/EPERM), raw sockets, interface ioctl, "
                       "open_by_handle_at")
-    _check_recovered(ctx, base, "the socket probe")
+    check_recovered(ctx, base, "the socket probe")
 
 
 # ---------------------------------------------------------------------------
 # C17: foreign syscall ABIs.
 
 def test_c17_32bit_and_x32_syscalls_do_not_bypass_the_filter(ctx):
-    base = _baseline(ctx)
+    base = baseline(ctx)
     r = _probe(ctx, r'''
 import mmap
 def run_code(code):
@@ -1342,14 +1244,14 @@ emit({"res": res})
         ok = isinstance(v, str) and (v.startswith(("killed by signal", "returned -"))
                                      or re.fullmatch(r"E[A-Z0-9]+", v) is not None)
         assert ok, f"{k}: {v!r} -- a syscall through a foreign ABI reached the kernel unfiltered ({res})"
-    _check_recovered(ctx, base, "the foreign-ABI probe")
+    check_recovered(ctx, base, "the foreign-ABI probe")
 
 
 # ---------------------------------------------------------------------------
 # B8, B9: TIOCSTI, including the high-bits bypass (CVE-2019-10063).
 
 def test_b08_b09_tiocsti_denied_including_high_bits(ctx):
-    base = _baseline(ctx)
+    base = baseline(ctx)
     r = _probe(ctx, r'''
 import termios
 TIOCSTI, HIGH = 0x5412, 0xFFFFFFFF00005412
@@ -1383,7 +1285,7 @@ emit({"devnull plain": isolated(lambda: sti(nfd, TIOCSTI)),
         assert isinstance(v, dict) and v.get("openpty") == "ok", f"{k}: cannot open a pty (ptmx/pts promised): {v}"
         assert v["control TIOCGWINSZ"] == "ok" and v["TIOCSCTTY"] == "ok", f"{k}: pty set-up failed: {v}"
         assert v["TIOCSTI"] in DENIED, f"{k}: TIOCSTI into its own controlling tty gave {v['TIOCSTI']}: {v}"
-    _check_recovered(ctx, base, "the TIOCSTI probe")
+    check_recovered(ctx, base, "the TIOCSTI probe")
 
 
 # ---------------------------------------------------------------------------
@@ -1401,50 +1303,75 @@ emit({"survived": True})
 
 
 def test_b01_g1_g3_kill_minus_one_stays_inside_and_uids_are_distinct(ctx):
-    base = _baseline(ctx)
+    base = baseline(ctx)
     nonce = secrets.token_hex(8)
     victim_code = (_PRELUDE.replace("@NONCE@", nonce) + "PARAMS = json.loads(%r)\n" % json.dumps({"window": 3.0})
                    + _VICTIM)
+    comm, attacker_comm = ("sbxv" + nonce)[:15], ("sbxa" + nonce)[:15]
     victim = {}
+    victim_done = os.eventfd(0)
+    stop = os.eventfd(0)
+    # Opened before the victim starts: its prctl(PR_SET_NAME) is the event
+    # waited for, and then every process born during the attack is seen.
+    events = ProcEvents()
 
     def run_victim():
         try:
-            victim["result"] = _run_on_own_connection(ctx, victim_code, timeout=20000)
+            victim["result"] = ctx.run_on_new_connection(victim_code, timeout=20000)
         except Exception as e:  # reported below
             victim["error"] = repr(e)
+        finally:
+            os.eventfd_write(victim_done, 1)
+
+    watched = {}
+
+    def watch_attacker(before_attack):
+        # Every process born while the attacker runs (the attacker's, and any
+        # other sandbox the service starts meanwhile, e.g. for a pool), with
+        # each host uid in the sandbox range it has: from its fork on, however
+        # short its life.
+        born, uids = set(), {}
+        while True:
+            last = fd_ready(stop)
+            for what, pid, data in events.read(0 if last else None, stop):
+                if what == ProcEvents.FORK:
+                    if pid in before_attack:
+                        continue
+                    born.add(pid)
+                    uid = uid_of(pid)
+                    if uid is None:       # gone already: it had its parent's credentials
+                        uid = uids.get(data["parent"], uid_of(data["parent"]))
+                elif pid not in born or what == ProcEvents.EXIT:
+                    continue
+                elif what == ProcEvents.UID:
+                    uid = data["ruid"]
+                else:
+                    uid = uid_of(pid)
+                if uid is None:
+                    continue
+                uids[pid] = uid
+                if in_sandbox_range(ctx, uid):
+                    entry = watched.setdefault(pid, {"uids": set(), "attacker": False})
+                    entry["uids"].add(uid)
+                    if what == ProcEvents.COMM and data["comm"] == attacker_comm:
+                        entry["attacker"] = True
+            if last:
+                return
 
     t = threading.Thread(target=run_victim, daemon=True)
-    t.start()
-    comm = ("sbxv" + nonce)[:15]
-    deadline = time.monotonic() + 10
-    seen = None
-    while time.monotonic() < deadline and seen is None and t.is_alive():
-        seen = next((p for p in _scan_sandbox(ctx) if _comm(p) == comm), None)
-        if seen is None:
-            time.sleep(0.01)
-    # Host view of the running victim: its user code runs under a host uid in
-    # the sandbox range (G1: it was found by that scan), never root.
-    assert seen is not None, (f"the victim's user code never appeared on the host under a uid in "
-                              f"[{ctx.uid_base}, {ctx.uid_base + ctx.uid_span}): {victim}")
-    victim_uid = _scan_sandbox(ctx).get(seen)
-    before_attack = set(_scan_sandbox(ctx))
-    watched = {}
-    stop = threading.Event()
-
-    def watch_attacker():
-        # Every process that appears while the attacker runs (the attacker's,
-        # and any other sandbox the service starts meanwhile, e.g. for a pool).
-        while not stop.is_set():
-            for p, u in _scan_sandbox(ctx).items():
-                if p not in before_attack:
-                    watched.setdefault(p, [u, None])
-                    if watched[p][1] is None and _comm(p) == ("sbxa" + nonce)[:15]:
-                        watched[p][1] = "attacker"
-            time.sleep(0.005)
-
-    w = threading.Thread(target=watch_attacker, daemon=True)
-    w.start()
+    w = None
     try:
+        t.start()
+        seen = events.wait_comm(comm, time.monotonic() + 10, wake_fd=victim_done)
+        victim_uid = uid_of(seen) if seen is not None else None
+        # Host view of the running victim: its user code runs under a host uid
+        # in the sandbox range (G1), never root.
+        assert in_sandbox_range(ctx, victim_uid), (
+            f"the victim's user code never appeared on the host under a uid in "
+            f"[{ctx.uid_base}, {ctx.uid_base + ctx.uid_span}): pid {seen}, uid {victim_uid}, {victim}")
+        events.read(0)                    # what happened before the attack
+        w = threading.Thread(target=watch_attacker, args=(set(scan_sandbox(ctx)),), daemon=True)
+        w.start()
         attacker = _probe(ctx, r'''
 _libc.prctl(15, ctypes.c_char_p(("sbxa" + PARAMS["tag"])[:15].encode()), 0, 0, 0)
 import signal, subprocess
@@ -1454,28 +1381,35 @@ emit({"child_rc": child.wait()})
 ''', tag=nonce)
         victim_alive_after_attack = _comm(seen) == comm
     finally:
-        stop.set()
-        w.join(5)
+        os.eventfd_write(stop, 1)
+        if w is not None:
+            w.join(5)
         t.join(30)
+        events.close()
+        os.close(stop)
+        os.close(victim_done)
     assert attacker["child_rc"] == -9, f"kill(-1) did not even kill the attacker's own child: {attacker}"
     assert victim_alive_after_attack, "the concurrent victim run was killed by another sandbox's kill(-1)"
     assert "result" in victim, f"victim run failed: {victim}"
     status, body = victim["result"]
     assert status == 200 and '"survived": true' in (body.get("output") or "") and body.get("exitCode") == 0, (
-        f"the victim did not survive: HTTP {status} {_short(body)}")
+        f"the victim did not survive: HTTP {status} {short(body)}")
     # G3: no process of the concurrent attacker runs under the victim's host uid.
-    assert watched, "no process of the attacker's run was seen on the host"
-    same = {p: v for p, v in watched.items() if v[0] == victim_uid}
+    assert not w.is_alive() and events.lost == 0, (
+        f"the watch of the attacker's run is incomplete: {events.lost} process events lost")
+    assert any(v["attacker"] for v in watched.values()), (
+        f"the attacker's process was not seen on the host under a uid in the sandbox range: {watched}")
+    same = {p: v for p, v in watched.items() if victim_uid in v["uids"]}
     assert not same, (f"processes started during the attacker's run share the victim's host uid {victim_uid}: "
                       f"{same} (all new: {watched})")
-    _check_recovered(ctx, base, "kill(-1, SIGKILL)")
+    check_recovered(ctx, base, "kill(-1, SIGKILL)")
 
 
 # ---------------------------------------------------------------------------
 # B3: an orphan that keeps stdout open does not outlive the run.
 
 def test_b03_orphan_holding_stdout_does_not_survive(ctx):
-    base = _baseline(ctx)
+    base = baseline(ctx)
     code = r'''
 import os, sys, time
 if os.fork() == 0:
@@ -1487,25 +1421,22 @@ if os.fork() == 0:
 os.wait()
 print("main-done", flush=True)
 '''
-    t0 = time.monotonic()
-    status, body = ctx.run(code, timeout=3000)
-    elapsed = time.monotonic() - t0
-    assert status == 200, f"HTTP {status}: {_short(body)}"
+    body, elapsed = run_code(ctx, code, timeout=3000)
     out = body.get("output") or ""
-    assert "main-done" in out, f"the program did not run: {_short(body)}"
+    assert "main-done" in out, f"the program did not run: {short(body)}"
     assert elapsed < 3 + 8, f"the run took {elapsed:.1f} s with a 3 s timeout"
     assert out.count("tick") <= 3 / 0.1 + 10, f"{out.count('tick')} ticks in 3 s"
-    _wait_no_new_sandbox_pids(ctx, base, "after a run whose orphan kept stdout open")
+    wait_no_new_sandbox_pids(ctx, base, "after a run whose orphan kept stdout open")
     status, body = ctx.run("print(42)")
-    assert status == 200 and body.get("output") == "42\n", f"orphan output leaked into the next run: {_short(body)}"
-    _check_recovered(ctx, base, "the stdout-holding orphan")
+    assert status == 200 and body.get("output") == "42\n", f"orphan output leaked into the next run: {short(body)}"
+    check_recovered(ctx, base, "the stdout-holding orphan")
 
 
 # ---------------------------------------------------------------------------
 # B4: zombies are reaped by the sandbox's pid 1.
 
 def test_b04_orphaned_zombies_are_reaped(ctx):
-    base = _baseline(ctx)
+    base = baseline(ctx)
     r = _probe(ctx, r'''
 import time
 rfd, wfd = os.pipe()
@@ -1538,14 +1469,14 @@ emit({"made": made, "left": left})
 ''')
     assert r["made"] == 20, f"the probe could not fork its children: {r}"
     assert r["left"] == [], f"zombies not reaped by the sandbox init after 3 s: {r['left']}"
-    _check_recovered(ctx, base, "the zombie probe")
+    check_recovered(ctx, base, "the zombie probe")
 
 
 # ---------------------------------------------------------------------------
 # F1, F2, F4, F6, D15: no route anywhere, no DNS.
 
 def test_f01_f02_f04_no_egress_no_dns(ctx):
-    base = _baseline(ctx)
+    base = baseline(ctx)
     r = _probe(ctx, r'''
 import socket
 def connect(fam, typ, a):
@@ -1583,14 +1514,14 @@ emit({"v4": v4, "v6": v6, "dns": dns, "resolv_conf": read_text("/etc/resolv.conf
     bad6 = {k: v for k, v in r["v6"].items() if v in ("connected", "timeout")}
     assert not bad6, f"IPv6 egress possible: {r['v6']}"
     assert r["dns"].startswith("gaierror"), f"DNS resolution works from inside: {r['dns']} (resolv.conf: {r['resolv_conf']!r})"
-    _check_recovered(ctx, base, "the egress probe")
+    check_recovered(ctx, base, "the egress probe")
 
 
 # ---------------------------------------------------------------------------
 # F3, F5: the loopback inside is the sandbox's own; only lo exists.
 
 def test_f03_host_loopback_unreachable_and_only_lo(ctx):
-    base = _baseline(ctx)
+    base = baseline(ctx)
     r = _probe(ctx, r'''
 import socket
 def connect(fam, a):
@@ -1642,4 +1573,4 @@ emit({"own": own, "api": api, "api6": api6, "bind_api": bind_api, "if_nameindex"
     assert r["if_nameindex"] in (["lo"], ) or str(r["if_nameindex"]).startswith("error"), (
         f"if_nameindex(): {r['if_nameindex']}")
     assert f":{ctx.api_port:04X} " not in r["tcp_listen"], "the host's listening API port shows in /proc/net/tcp"
-    _check_recovered(ctx, base, "the loopback probe")
+    check_recovered(ctx, base, "the loopback probe")
