@@ -168,7 +168,7 @@ static int
 spawn_sandbox(struct master *m, enum run_state state)
 {
 	const struct conf *c = m->conf;
-	struct sbx_spec spec = { .hostname = "sandbox" };
+	struct sbx_spec spec = { .hostname = "sandbox", .listen_fd = -1 };
 	struct sbx_err err = { 0 };
 	int slot = alloc_slot(m), r;
 

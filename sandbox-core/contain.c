@@ -57,6 +57,7 @@ struct child_args {
 	char ws_opts[SBX_OPTS_LEN];
 	char cg_procs[SBX_CG__MAX][PATH_MAX]; /* cgroup.procs files to join; "" if unused */
 	char agent_args[3][24];		      /* nofile, fsize, pids for sandbox-agent */
+	int listen_fd;			      /* serve mode: the agent's listening socket */
 };
 
 static const char passwd[] = "root:x:0:0:root:/root:/usr/sbin/nologin\n"
@@ -262,23 +263,24 @@ static int
 place_agent_fds(struct child_args *a)
 {
 	const struct sbx_host *h = a->host;
-	int src[3] = { a->ctl_fd, a->report_fd, h->seccomp_fd }, high[3], agent;
+	int src[4] = { a->ctl_fd, a->report_fd, h->seccomp_fd, a->listen_fd }, high[4], agent;
+	int n = a->listen_fd >= 0 ? 4 : 3;
 
 	/* Move everything out of the way first, so that no dup2() lands on a source. */
 	agent = fcntl(h->agent_fd, F_DUPFD_CLOEXEC, 64);
 	if (agent < 0)
 		return -1;
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < n; i++) {
 		high[i] = fcntl(src[i], F_DUPFD_CLOEXEC, 64);
 		if (high[i] < 0)
 			return -1;
 	}
 	/* dup2() leaves the new fd without FD_CLOEXEC: these survive the exec. */
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < n; i++)
 		if (dup2(high[i], AGENT_FD_CTL + i) < 0)
 			return -1;
 	a->report_fd = AGENT_FD_REPORT;
-	syscall(SYS_close_range, AGENT_FD_SECCOMP + 1, agent - 1, 0);
+	syscall(SYS_close_range, AGENT_FD_CTL + n, agent - 1, 0);
 	syscall(SYS_close_range, agent + 1, ~0u, 0);
 	{
 		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
@@ -300,13 +302,13 @@ contain(struct child_args *a)
 {
 	const struct sbx_host *h = a->host;
 	const struct sbx_spec *s = a->spec;
-	int keep[5] = { a->sync_fd, a->report_fd, a->ctl_fd, h->agent_fd, h->seccomp_fd };
+	int keep[6] = { a->sync_fd, a->report_fd, a->ctl_fd, h->agent_fd, h->seccomp_fd, a->listen_fd };
 	int agent;
 	char c;
 
 	/* 1. Nothing of the parent's but what we were given (a worker's socket, the
 	 *    FastCGI listener and other sandboxes' pipes stay out). */
-	close_others(keep, 5);
+	close_others(keep, 6);
 
 	/* 2. Join our cgroup before doing anything that costs memory or CPU.  We are
 	 *    still host root (kuid 0), which owns the cgroup files.  The migration
@@ -371,7 +373,11 @@ contain(struct child_args *a)
 	    mount("tmpfs", "tmp", "tmpfs", MS_NOSUID | MS_NODEV, a->tmp_opts) < 0)
 		fail(a, SBX_STEP_MOUNT_TMP);
 	if (mkdir("workspace", 0755) < 0 ||
-	    mount("tmpfs", "workspace", "tmpfs", MS_NOSUID | MS_NODEV, a->ws_opts) < 0)
+	    (s->workspace_dir ? mount(s->workspace_dir, "workspace", NULL, MS_BIND, NULL) < 0 ||
+				     mount(NULL, "workspace", NULL,
+					   MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV, NULL) < 0
+			      : mount("tmpfs", "workspace", "tmpfs", MS_NOSUID | MS_NODEV,
+				      a->ws_opts) < 0))
 		fail(a, SBX_STEP_MOUNT_WORKSPACE);
 	if (build_dev(a) < 0)
 		fail(a, SBX_STEP_MOUNT_DEV);
@@ -399,8 +405,8 @@ contain(struct child_args *a)
 	if (agent < 0)
 		fail(a, SBX_STEP_PROGRAM);
 	{
-		const char *argv[] = { "sandbox-agent", a->agent_args[0], a->agent_args[1],
-				       a->agent_args[2], NULL };
+		const char *argv[] = { "sandbox-agent", a->listen_fd >= 0 ? "serve" : "once",
+				       a->agent_args[0], a->agent_args[1], a->agent_args[2], NULL };
 		const char *envp[] = { NULL };
 
 		syscall(SYS_execveat, agent, "", argv, envp, AT_EMPTY_PATH);
@@ -430,7 +436,8 @@ valid_spec(const struct sbx_host *host, const struct sbx_spec *s)
 {
 	size_t hl = s->hostname ? strlen(s->hostname) : 0;
 
-	return hl > 0 && hl <= 63 && s->slot < host->uid_slots;
+	/* fd 0 is never a listening socket: a zeroed spec that forgot -1. */
+	return hl > 0 && hl <= 63 && s->slot < host->uid_slots && s->listen_fd != 0;
 }
 
 int
@@ -438,7 +445,7 @@ sbx_spawn(struct sbx_host *host, const struct sbx_spec *spec, struct sbx_proc *r
 	  struct sbx_err *reterr)
 {
 	struct sbx_limits lim = spec->limits;
-	struct child_args a = { .host = host, .spec = spec, .lim = &lim };
+	struct child_args a = { .host = host, .spec = spec, .lim = &lim, .listen_fd = spec->listen_fd };
 	int syncp[2] = { -1, -1 }, repp[2] = { -1, -1 }, ctl[2] = { -1, -1 };
 	enum sbx_step step = SBX_STEP_PIPE;
 	uint64_t start = now_ns(), oom_base;

@@ -109,6 +109,13 @@ const char *sbx_host_cgroup_version(const struct sbx_host *host);
 /* A sandbox to build. */
 struct sbx_spec {
 	const char *hostname; /* the sandbox's hostname (a DNS label) */
+	/* NULL: a tmpfs /workspace that goes with the sandbox (one-shot runs).  Else
+	 * this host directory, owned by the sandbox's uid 1000, is bound there. */
+	const char *workspace_dir;
+	/* -1: the sandbox runs one program, sent with sbx_exec().  >= 0: a persistent
+	 * sandbox; its agent serves commands on this listening SOCK_SEQPACKET
+	 * socket (see sandbox-exec.h) until killed. */
+	int listen_fd;
 	uint32_t slot;	      /* uid slot, < uid_slots, unique among live sandboxes */
 	struct sbx_limits limits;
 };
