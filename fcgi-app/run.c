@@ -17,51 +17,10 @@
 
 #include "lang.h"
 #include "log.h"
+#include "output.h"
 #include "run.h"
 #include "sandbox.h"
 #include "wire.h"
-
-struct outbuf {
-	char *data;
-	size_t len;
-	size_t max;
-	bool truncated;
-	bool eof;
-};
-
-/* Reads what the pipe has; keeps up to max bytes and drops the rest. */
-static int
-drain(int fd, struct outbuf *b)
-{
-	char chunk[65536];
-
-	for (;;) {
-		ssize_t n = read(fd, chunk, sizeof(chunk));
-		size_t keep;
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return errno == EAGAIN ? 0 : -errno;
-		if (n == 0) {
-			b->eof = true;
-			return 0;
-		}
-		keep = b->max - b->len < (size_t)n ? b->max - b->len : (size_t)n;
-		if (keep < (size_t)n)
-			b->truncated = true;
-		if (keep) {
-			if (!b->data) {
-				/* Allocated on first output: most runs print little. */
-				b->data = malloc(b->max);
-				if (!b->data)
-					return -ENOMEM;
-			}
-			memcpy(b->data + b->len, chunk, keep);
-			b->len += keep;
-		}
-	}
-}
 
 static int
 make_code_fd(const struct run_req *r)
@@ -90,116 +49,59 @@ make_code_fd(const struct run_req *r)
 	return fd;
 }
 
-static uint64_t
-mono_ms(void)
-{
-	struct timespec ts;
+/* The master's answer, waited for by output_pump(). */
+struct wait_done {
+	int master;
+	uint32_t seq;
+	struct wire_run_done *done;
+};
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+static int
+on_master(void *ctx)
+{
+	struct wait_done *w = ctx;
+	int junk[WIRE_MAX_FDS];
+	unsigned nj = 0;
+	ssize_t len = wire_recv(w->master, w->done, sizeof(*w->done), junk, &nj);
+
+	for (unsigned i = 0; i < nj; i++)
+		close(junk[i]);
+	if (len <= 0 || wire_check(w->done, len, WIRE_RUN_DONE, sizeof(*w->done)) < 0)
+		return -EPIPE;
+	if (w->done->seq != w->seq)
+		return 0; /* the answer to a request we already gave up on */
+	if (w->done->stopped)
+		w->done->status = -ESHUTDOWN;
+	/* A refusal comes with no output: the pipes' write ends were closed with
+	 * the master's copies, so they are at end-of-file too. */
+	return 1;
 }
 
-/* Runs the request through the master; fills *done and the two buffers. */
+/* Runs the request through the master; fills *done and the output. */
 static int
-execute(struct api_req *req, const struct run_req *r, struct wire_run_done *done,
-	struct outbuf *out, struct outbuf *err)
+execute(struct api_req *req, const struct run_req *r, struct wire_run_done *done, struct output *o)
 {
 	static uint32_t seq;
 	struct wire_run msg = { .hdr = { WIRE_VERSION, WIRE_RUN, sizeof(msg) },
 				.seq = ++seq,
 				.language = (uint32_t)r->language,
 				.timeout_ms = r->timeout_ms };
-	int po[2] = { -1, -1 }, pe[2] = { -1, -1 }, code = -1, fds[3], rc;
-	bool have_done = false;
-	/* The master kills the sandbox at timeout_ms; past this, the master is wedged. */
-	uint64_t give_up = mono_ms() + r->timeout_ms + 30000;
+	struct wait_done w = { req->master, msg.seq, done };
+	int code, fds[3], rc;
 
 	code = make_code_fd(r);
 	if (code < 0)
 		return code;
-	if (pipe2(po, O_CLOEXEC) < 0 || pipe2(pe, O_CLOEXEC) < 0) {
-		rc = -errno;
-		goto out;
-	}
-	fcntl(po[0], F_SETFL, O_NONBLOCK);
-	fcntl(pe[0], F_SETFL, O_NONBLOCK);
 	fds[0] = code;
-	fds[1] = po[1];
-	fds[2] = pe[1];
+	fds[1] = o->out_w;
+	fds[2] = o->err_w;
 	rc = wire_send(req->master, &msg, sizeof(msg), fds, 3);
-	/* Only the sandbox may hold the write ends, or EOF would never come. */
-	close(po[1]);
-	close(pe[1]);
-	po[1] = pe[1] = -1;
-	if (rc < 0)
-		goto out;
-
-	while (!have_done || !out->eof || !err->eof) {
-		struct pollfd p[3] = { { out->eof ? -1 : po[0], POLLIN, 0 },
-				       { err->eof ? -1 : pe[0], POLLIN, 0 },
-				       { have_done ? -1 : req->master, POLLIN, 0 } };
-		uint64_t now = mono_ms();
-		int n;
-
-		if (now >= give_up) {
-			rc = -ETIMEDOUT;
-			goto out;
-		}
-		n = poll(p, 3, (int)(give_up - now));
-		if (n < 0 && errno != EINTR) {
-			rc = -errno;
-			goto out;
-		}
-		if (p[0].revents && (rc = drain(po[0], out)) < 0)
-			goto out;
-		if (p[1].revents && (rc = drain(pe[0], err)) < 0)
-			goto out;
-		if (p[2].revents) {
-			int junk[WIRE_MAX_FDS];
-			unsigned nj = 0;
-			ssize_t len = wire_recv(req->master, done, sizeof(*done), junk, &nj);
-
-			for (unsigned i = 0; i < nj; i++)
-				close(junk[i]);
-			if (len <= 0 || wire_check(done, len, WIRE_RUN_DONE, sizeof(*done)) < 0) {
-				rc = -EPIPE;
-				goto out;
-			}
-			if (done->seq != msg.seq)
-				continue; /* the answer to a request we already gave up on */
-			have_done = true;
-			if (done->stopped)
-				done->status = -ESHUTDOWN;
-			if (done->status < 0) {
-				rc = 0;
-				goto out;
-			}
-		}
-	}
-	rc = 0;
-out:
-	for (int i = 0; i < 2; i++) {
-		if (po[i] >= 0)
-			close(po[i]);
-		if (pe[i] >= 0)
-			close(pe[i]);
-	}
+	output_handed(o);
 	close(code);
-	return rc;
-}
-
-static json_t *
-text(const struct outbuf *b)
-{
-	size_t len;
-	char *clean = api_utf8_clean(b->data ? b->data : "", b->len, &len);
-	json_t *s;
-
-	if (!clean)
-		return NULL;
-	s = json_stringn_nocheck(clean, len);
-	free(clean);
-	return s;
+	if (rc < 0)
+		return rc;
+	/* The master kills the sandbox at timeout_ms; past this, the master is wedged. */
+	return output_pump(o, req->master, output_now_ms() + r->timeout_ms + 30000, on_master, &w);
 }
 
 int
@@ -208,8 +110,7 @@ run_handle(struct api_req *req)
 	struct run_req r;
 	struct api_fail f;
 	struct wire_run_done done = { 0 };
-	struct outbuf out = { .max = req->conf->output_max_bytes },
-		      err = { .max = req->conf->output_max_bytes };
+	struct output o;
 	json_t *root, *body;
 	int rc, status;
 
@@ -220,7 +121,9 @@ run_handle(struct api_req *req)
 		json_decref(root);
 		return api_error(req, f.status, f.code, NULL, "%s", f.message);
 	}
-	rc = execute(req, &r, &done, &out, &err);
+	rc = output_open(&o, req->conf->output_max_bytes);
+	if (rc == 0)
+		rc = execute(req, &r, &done, &o);
 	json_decref(root);
 	if (rc < 0 || done.status < 0) {
 		int e = rc < 0 ? rc : done.status;
@@ -251,21 +154,20 @@ run_handle(struct api_req *req)
 	if (body) {
 		json_object_set_new(body, "success",
 				    json_boolean(done.exit_code == 0 && !done.timed_out));
-		json_object_set_new(body, "output", text(&out));
-		json_object_set_new(body, "errors", text(&err));
+		json_object_set_new(body, "output", output_text(&o.out));
+		json_object_set_new(body, "errors", output_text(&o.err));
 		json_object_set_new(body, "exitCode", json_integer(done.exit_code));
 		json_object_set_new(body, "executionTime",
 				    json_integer((json_int_t)(done.wall_us / 1000)));
 		json_object_set_new(body, "timedOut", json_boolean(done.timed_out));
 		json_object_set_new(body, "truncated",
-				    json_boolean(out.truncated || err.truncated));
+				    json_boolean(o.out.truncated || o.err.truncated));
 		json_object_set_new(body, "oomKilled", json_boolean(done.oom_killed));
 		json_object_set_new(body, "signal",
 				    done.signal ? json_integer(done.signal) : json_null());
 	}
 	status = api_send_json(req, 200, body);
 out:
-	free(out.data);
-	free(err.data);
+	output_close(&o);
 	return status;
 }

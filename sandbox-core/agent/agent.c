@@ -210,7 +210,8 @@ receive_program(struct program *p)
 		goto bad;
 	memcpy(&h, msgbuf, sizeof(h));
 	want = 2 + !!(h.flags & GO_HAS_STDIN) + !!(h.flags & GO_HAS_CODE);
-	if (h.magic != GO_MAGIC || nfds != want || parse_strings(sizeof(h), n, h.argc, h.envc, p) < 0)
+	if (h.magic != GO_MAGIC || nfds != want ||
+	    parse_strings(sizeof(h), n, h.argc, h.envc, p) < 0)
 		goto bad;
 	p->stdout_fd = fds[0];
 	p->stderr_fd = fds[1];
@@ -402,10 +403,10 @@ run_as_init(struct program *p)
 
 /* A worker's connection, and the command it asked for. */
 struct cmd {
-	int conn;	      /* -1: free */
-	pid_t init;	      /* the command's init (pid 1 of its own pid namespace); 0: not started */
-	int status_r;	      /* read end of the init's report pipe */
-	uint64_t start_ns;    /* CLOCK_MONOTONIC at the request */
+	int conn;	   /* -1: free */
+	pid_t init;	   /* the command's init (pid 1 of its own pid namespace); 0: not started */
+	int status_r;	   /* read end of the init's report pipe */
+	uint64_t start_ns; /* CLOCK_MONOTONIC at the request */
 	uint64_t deadline_ns; /* 0: none */
 	bool timed_out;
 };
@@ -424,7 +425,8 @@ now_ns(void)
 static void
 answer(struct cmd *c, const struct report *rep)
 {
-	struct exec_done d = { .magic = EXEC_MAGIC, .timed_out = c->timed_out,
+	struct exec_done d = { .magic = EXEC_MAGIC,
+			       .timed_out = c->timed_out,
 			       .wall_us = (now_ns() - c->start_ns) / 1000 };
 
 	if (rep && rep->magic == REPORT_MAGIC) {
@@ -592,13 +594,15 @@ serve(void)
 				uint32_t timeout_ms = 0;
 
 				if (receive_command(c->conn, &p, &timeout_ms) < 0) {
-					struct report rep = { REPORT_MAGIC, SBX_STEP_PROGRAM, errno, 0, 0 };
+					struct report rep = { REPORT_MAGIC, SBX_STEP_PROGRAM, errno,
+							      0, 0 };
 
 					answer(c, &rep);
 					continue;
 				}
 				c->start_ns = now_ns();
-				c->deadline_ns = timeout_ms ? c->start_ns + timeout_ms * 1000000ull : 0;
+				c->deadline_ns =
+					timeout_ms ? c->start_ns + timeout_ms * 1000000ull : 0;
 				start_command(c, &p);
 				continue;
 			}

@@ -58,8 +58,12 @@ run_persistent(struct sbx_host *host, struct sbx_spec *spec, const char *state,
 		return r;
 	}
 	for (unsigned long i = 0; i < runs && r == 0; i++) {
-		struct sbx_exec_req req = { .argv = argv, .envp = envp, .timeout_ms = timeout,
-					    .stdin_fd = -1, .stdout_fd = out, .stderr_fd = errfd };
+		struct sbx_exec_req req = { .argv = argv,
+					    .envp = envp,
+					    .timeout_ms = timeout,
+					    .stdin_fd = -1,
+					    .stdout_fd = out,
+					    .stderr_fd = errfd };
 		struct sbx_exec_result er;
 		int conn = sbx_exec_connect(sa.sun_path);
 
@@ -144,8 +148,8 @@ main(int argc, char **argv)
 	spec.listen_fd = -1;
 	spec.slot = (uint32_t)getpid() % cfg.uid_slots;
 	if (persistent) {
-		r = run_persistent(host, &spec, state, prog.argv, envp, runs, (uint32_t)timeout, out,
-				   errfd);
+		r = run_persistent(host, &spec, state, prog.argv, envp, runs, (uint32_t)timeout,
+				   out, errfd);
 		sbx_host_free(host);
 		if (r < 0)
 			fprintf(stderr, "sbx-run: %s\n", strerror(-r));
