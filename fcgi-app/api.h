@@ -10,11 +10,13 @@
 #include <stddef.h>
 
 #include "conf.h"
+#include "sandbox-table.h"
 
 struct api_req {
 	void *fcgx; /* FCGX_Request *, for worker.c only */
 	const struct conf *conf;
 	int master;		 /* socket to the master */
+	struct sbx_table *table; /* persistent sandboxes (read; last_active_ms written) */
 	const char *method;	 /* "GET" */
 	const char *path;	 /* decoded path, no query */
 	const char *remote_addr; /* client address as nginx saw it */

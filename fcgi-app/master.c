@@ -25,6 +25,7 @@
 
 #include "lang.h"
 #include "log.h"
+#include "master-private.h"
 #include "master.h"
 #include "sandbox.h"
 #include "wire.h"
@@ -32,47 +33,6 @@
 
 #define EV_SIGNAL (~0ull)
 #define SHUTDOWN_GRACE_NS (5ull * 1000000000ull)
-
-struct worker {
-	pid_t pid; /* 0: not running */
-	int sock;  /* master's end of the socketpair, -1 when not running */
-	int run;   /* slot of its sandbox in flight, -1 for none */
-};
-
-enum run_state {
-	RUN_FREE,   /* the slot is unused */
-	RUN_WARM,   /* a sandbox of the warm pool, waiting for a program */
-	RUN_ACTIVE, /* running a worker's program */
-};
-
-struct run {
-	enum run_state state;
-	struct sbx_proc proc;
-	int worker;	      /* who waits for the result; -1 once that worker died */
-	uint32_t seq;	      /* that worker's request number, echoed in the reply */
-	uint64_t deadline_ns; /* CLOCK_MONOTONIC */
-	bool timed_out;
-	bool stopped; /* killed because sandboxd is stopping */
-};
-
-struct master {
-	const struct conf *conf;
-	struct sbx_host *host;
-	int listen_fd;
-	int epfd;
-	int sigfd;
-	uid_t wuid;
-	gid_t wgid;
-	struct worker *workers;
-	struct run *runs; /* indexed by uid slot */
-	bool stopping;
-	uint64_t stop_deadline_ns;
-	uint64_t respawn_at_ns; /* 0: no respawn pending */
-	uint32_t warm;		/* sandboxes in the warm pool */
-	uint64_t pool_retry_ns; /* after a failure, refill no earlier than this */
-	unsigned crash_burst;	/* worker deaths in the current second */
-	uint64_t crash_window_ns;
-};
 
 static const char *const run_env[] = {
 	"PATH=/usr/local/bin:/usr/bin:/bin",
@@ -88,8 +48,17 @@ static const char *const run_env[] = {
 	NULL,
 };
 
-static uint64_t
-now_ns(void)
+/* Whether the slot's proc names a live child of ours (PARKED and FREE slots
+ * keep a stale one). */
+static bool
+run_has_process(const struct run *run)
+{
+	return run->state == RUN_WARM || run->state == RUN_ACTIVE || run->state == RUN_AGENT ||
+	       run->state == RUN_WIPE;
+}
+
+uint64_t
+master_now_ns(void)
 {
 	struct timespec ts;
 
@@ -154,13 +123,13 @@ reply_error(struct master *m, int wi, uint32_t seq, int status)
 
 /* The lowest free slot: low slots stay warm (their cgroups exist already), and
  * a one-shot sandbox leaves nothing behind that its uids could reach. */
-static int
-alloc_slot(struct master *m)
+int
+master_alloc_slot(struct master *m)
 {
 	for (uint32_t s = 0; s < m->conf->uid_slots; s++)
 		if (m->runs[s].state == RUN_FREE)
 			return (int)s;
-	return -EAGAIN;
+	return -ENOSPC;
 }
 
 /* Builds a sandbox in a free slot; it sets itself up while we go on. */
@@ -170,10 +139,10 @@ spawn_sandbox(struct master *m, enum run_state state)
 	const struct conf *c = m->conf;
 	struct sbx_spec spec = { .hostname = "sandbox", .listen_fd = -1 };
 	struct sbx_err err = { 0 };
-	int slot = alloc_slot(m), r;
+	int slot = master_alloc_slot(m), r;
 
 	if (slot < 0)
-		return -ENOSPC; /* every uid slot is in use: capacity, not failure */
+		return slot; /* -ENOSPC: every uid slot is in use: capacity, not failure */
 	spec.slot = (uint32_t)slot;
 	spec.limits = (struct sbx_limits){
 		.memory_bytes = c->memory_mb << 20,
@@ -200,11 +169,11 @@ spawn_sandbox(struct master *m, enum run_state state)
 static void
 refill_pool(struct master *m)
 {
-	if (m->stopping || now_ns() < m->pool_retry_ns)
+	if (m->stopping || master_now_ns() < m->pool_retry_ns)
 		return;
 	while (m->warm < m->conf->warm_pool)
 		if (spawn_sandbox(m, RUN_WARM) < 0) {
-			m->pool_retry_ns = now_ns() + 1000000000ull;
+			m->pool_retry_ns = master_now_ns() + 1000000000ull;
 			return;
 		}
 }
@@ -304,7 +273,7 @@ handle_run(struct master *m, int wi, const struct wire_run *req, const int *fds,
 	}
 	run->worker = wi;
 	run->seq = req->seq;
-	run->deadline_ns = now_ns() + (uint64_t)req->timeout_ms * 1000000ull;
+	run->deadline_ns = master_now_ns() + (uint64_t)req->timeout_ms * 1000000ull;
 	m->workers[wi].run = slot;
 	refill_pool(m);
 }
@@ -315,6 +284,7 @@ worker_readable(struct master *m, int wi)
 	struct worker *w = &m->workers[wi];
 	union {
 		struct wire_run run;
+		struct wire_sbx sbx;
 		char raw[256];
 	} msg;
 	int fds[WIRE_MAX_FDS];
@@ -331,6 +301,8 @@ worker_readable(struct master *m, int wi)
 		w->sock = -1;
 	} else if (wire_check(&msg, n, WIRE_RUN, sizeof(msg.run)) == 0) {
 		handle_run(m, wi, &msg.run, fds, nfds);
+	} else if (wire_check(&msg, n, WIRE_SBX, sizeof(msg.sbx)) == 0 && nfds == 0) {
+		persist_request(m, wi, &msg.sbx);
 	} else {
 		log_warn("worker %d: malformed message refused", (int)w->pid);
 		/* Echo its seq if it got that far, so that the worker stops waiting. */
@@ -366,7 +338,7 @@ spawn_worker(struct master *m, int wi)
 		/* worker_main() closes every other fd of ours it inherited. */
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
-		_exit(worker_main(m->conf, m->listen_fd, sv[1], m->wuid, m->wgid));
+		_exit(worker_main(m->conf, m->table, m->listen_fd, sv[1], m->wuid, m->wgid));
 	}
 	close(sv[1]);
 	w->pid = pid;
@@ -394,7 +366,7 @@ static void
 worker_died(struct master *m, int wi, int status)
 {
 	struct worker *w = &m->workers[wi];
-	uint64_t now = now_ns();
+	uint64_t now = master_now_ns();
 
 	if (!m->stopping)
 		log_warn("worker %d %s %d; replacing it", (int)w->pid,
@@ -434,7 +406,11 @@ run_done(struct master *m, int slot, int status)
 		log_error("sandbox setup failed at %s: %s", sbx_step_name(res.setup.step),
 			  strerror(res.setup.err));
 		/* Whatever broke will break the next one too: do not spin. */
-		m->pool_retry_ns = now_ns() + 1000000000ull;
+		m->pool_retry_ns = master_now_ns() + 1000000000ull;
+	}
+	if (run->state == RUN_AGENT || run->state == RUN_WIPE) {
+		persist_reaped(m, slot, &res);
+		return;
 	}
 	if (run->state == RUN_WARM) {
 		if (!m->stopping && res.setup.step == SBX_STEP_NONE)
@@ -477,7 +453,7 @@ reap_children(struct master *m)
 				found = true;
 			}
 		for (uint32_t s = 0; s < m->conf->uid_slots && !found; s++)
-			if (m->runs[s].state != RUN_FREE && m->runs[s].proc.pid == pid) {
+			if (run_has_process(&m->runs[s]) && m->runs[s].proc.pid == pid) {
 				run_done(m, (int)s, status);
 				found = true;
 			}
@@ -491,12 +467,12 @@ begin_stop(struct master *m)
 		return;
 	log_info("stopping");
 	m->stopping = true;
-	m->stop_deadline_ns = now_ns() + SHUTDOWN_GRACE_NS;
+	m->stop_deadline_ns = master_now_ns() + SHUTDOWN_GRACE_NS;
 	for (uint32_t i = 0; i < m->conf->workers; i++)
 		if (m->workers[i].pid > 0)
 			kill(m->workers[i].pid, SIGTERM);
 	for (uint32_t s = 0; s < m->conf->uid_slots; s++)
-		if (m->runs[s].state != RUN_FREE) {
+		if (run_has_process(&m->runs[s])) {
 			m->runs[s].stopped = true;
 			sbx_kill(m->host, &m->runs[s].proc);
 		}
@@ -525,12 +501,12 @@ handle_signals(struct master *m)
 static int
 check_deadlines(struct master *m)
 {
-	uint64_t now = now_ns(), next = UINT64_MAX;
+	uint64_t now = master_now_ns(), next = UINT64_MAX;
 
 	for (uint32_t s = 0; s < m->conf->uid_slots; s++) {
 		struct run *run = &m->runs[s];
 
-		if (run->state != RUN_ACTIVE || run->proc.killed)
+		if ((run->state != RUN_ACTIVE && run->state != RUN_WIPE) || run->proc.killed)
 			continue;
 		if (run->deadline_ns <= now) {
 			run->timed_out = true;
@@ -538,6 +514,12 @@ check_deadlines(struct master *m)
 		} else if (run->deadline_ns < next) {
 			next = run->deadline_ns;
 		}
+	}
+	{
+		uint64_t idle = persist_tick(m, now);
+
+		if (idle < next)
+			next = idle;
 	}
 	if (m->warm < m->conf->warm_pool && !m->stopping) {
 		if (m->pool_retry_ns <= now)
@@ -572,7 +554,7 @@ anything_alive(const struct master *m)
 		if (m->workers[i].pid > 0)
 			return true;
 	for (uint32_t s = 0; s < m->conf->uid_slots; s++)
-		if (m->runs[s].state != RUN_FREE)
+		if (run_has_process(&m->runs[s]))
 			return true;
 	return false;
 }
@@ -651,6 +633,9 @@ master_run(const struct conf *conf)
 	for (uint32_t i = 0; i < conf->workers; i++)
 		m.workers[i] = (struct worker){ .pid = 0, .sock = -1, .run = -1 };
 
+	r = persist_open(&m);
+	if (r < 0)
+		goto out;
 	m.listen_fd = open_listener(conf, socket_gid(conf));
 	if (m.listen_fd < 0) {
 		r = m.listen_fd;
@@ -701,6 +686,8 @@ out:
 		close(m.sigfd);
 	if (m.epfd >= 0)
 		close(m.epfd);
+	if (m.table)
+		persist_close(&m);
 	free(m.workers);
 	free(m.runs);
 	sbx_host_free(m.host);

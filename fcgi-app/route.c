@@ -2,9 +2,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "id.h"
 #include "route.h"
 #include "run.h"
+#include "sandboxes.h"
 
 struct route {
 	const char *method;
@@ -24,32 +24,16 @@ healthz(struct api_req *req)
 	return api_send_json(req, 200, body);
 }
 
-/* /v1/sandboxes/{id}/...: the ID is checked now; the routes themselves come
- * with persistent sandboxes. */
-static int
-sandbox_routes(struct api_req *req)
-{
-	const char *id = req->path + strlen("/v1/sandboxes/");
-	size_t len = strcspn(id, "/");
-	const char *why;
-
-	if (!id_check(id, len, &why))
-		return api_error(req, 400, "INVALID_SANDBOX_ID",
-				 json_pack("{s:s%}", "id", id, len > 64 ? (size_t)64 : len),
-				 "invalid sandbox ID: %s", why);
-	return api_error(req, 404, "NOT_FOUND", NULL,
-			 "persistent sandbox routes are not available in this version");
-}
-
 static const struct route routes[] = {
 	{ "GET", "/healthz", false, true, healthz },
 	{ "HEAD", "/healthz", false, true, healthz },
 	{ "POST", "/", false, false, run_handle },
 	{ "POST", "/v1/run", false, false, run_handle },
-	{ "GET", "/v1/sandboxes/", true, false, sandbox_routes },
-	{ "PUT", "/v1/sandboxes/", true, false, sandbox_routes },
-	{ "POST", "/v1/sandboxes/", true, false, sandbox_routes },
-	{ "DELETE", "/v1/sandboxes/", true, false, sandbox_routes },
+	{ "GET", "/v1/sandboxes", false, false, sandboxes_list },
+	{ "GET", "/v1/sandboxes/", true, false, sandboxes_route },
+	{ "PUT", "/v1/sandboxes/", true, false, sandboxes_route },
+	{ "POST", "/v1/sandboxes/", true, false, sandboxes_route },
+	{ "DELETE", "/v1/sandboxes/", true, false, sandboxes_route },
 };
 
 static bool

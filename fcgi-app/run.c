@@ -60,16 +60,22 @@ static int
 on_master(void *ctx)
 {
 	struct wait_done *w = ctx;
+	union {
+		struct wire_run_done d;
+		char raw[256];
+	} in;
 	int junk[WIRE_MAX_FDS];
 	unsigned nj = 0;
-	ssize_t len = wire_recv(w->master, w->done, sizeof(*w->done), junk, &nj);
+	ssize_t len = wire_recv(w->master, &in, sizeof(in), junk, &nj);
 
 	for (unsigned i = 0; i < nj; i++)
 		close(junk[i]);
-	if (len <= 0 || wire_check(w->done, len, WIRE_RUN_DONE, sizeof(*w->done)) < 0)
+	if (len <= 0)
 		return -EPIPE;
-	if (w->done->seq != w->seq)
-		return 0; /* the answer to a request we already gave up on */
+	/* A late answer to a request we already gave up on, of whatever kind. */
+	if (wire_check(&in, len, WIRE_RUN_DONE, sizeof(in.d)) < 0 || in.d.seq != w->seq)
+		return 0;
+	*w->done = in.d;
 	if (w->done->stopped)
 		w->done->status = -ESHUTDOWN;
 	/* A refusal comes with no output: the pipes' write ends were closed with

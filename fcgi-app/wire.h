@@ -14,8 +14,10 @@
 #define WIRE_MAX_FDS 3
 
 enum wire_type {
-	WIRE_RUN = 1,	   /* worker -> master: run code in a throw-away sandbox */
-	WIRE_RUN_DONE = 2, /* master -> worker: its result */
+	WIRE_RUN = 1,	    /* worker -> master: run code in a throw-away sandbox */
+	WIRE_RUN_DONE = 2,  /* master -> worker: its result */
+	WIRE_SBX = 3,	    /* worker -> master: a persistent sandbox operation */
+	WIRE_SBX_REPLY = 4, /* master -> worker: its answer */
 };
 
 struct wire_hdr {
@@ -45,6 +47,34 @@ struct wire_run_done {
 	uint32_t stopped;    /* 0 or 1: killed because sandboxd is stopping */
 	uint32_t reserved;   /* 0 */
 	uint64_t wall_us;
+};
+
+enum wire_sbx_op {
+	WIRE_SBX_ENSURE = 1,  /* make it run (waking or, with CREATE, creating it) */
+	WIRE_SBX_DESTROY = 2, /* kill it, wipe its workspace, forget it */
+};
+
+#define WIRE_SBX_CREATE 1u /* ENSURE: create it when missing */
+#define WIRE_SBX_CONFIG 2u /* ENSURE: apply sleep_after_s and keep_alive */
+
+struct wire_sbx {
+	struct wire_hdr hdr;
+	uint32_t seq;
+	uint32_t op;		/* enum wire_sbx_op */
+	uint32_t flags;		/* WIRE_SBX_* */
+	uint32_t sleep_after_s; /* with CONFIG: idle seconds before sleeping */
+	uint32_t keep_alive;	/* with CONFIG: 1: never sleeps */
+	char id[64];		/* NUL-terminated sandbox ID, checked by both sides */
+};
+
+struct wire_sbx_reply {
+	struct wire_hdr hdr;
+	uint32_t seq;
+	int32_t status;	     /* 0, -ENOENT, -EAGAIN (no room), -EBUSY (being deleted), -EIO */
+	uint32_t created;    /* 1: this call created it */
+	uint32_t uid_slot;   /* its agent listens on STATE/agents/SLOT-GENERATION.sock */
+	uint32_t generation; /* of its current agent */
+	uint32_t reserved;
 };
 
 /*

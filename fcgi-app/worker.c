@@ -100,9 +100,10 @@ content_length(const char *s, size_t *ret)
 }
 
 static void
-serve(FCGX_Request *rq, const struct conf *conf, int master, unsigned long nreq)
+serve(FCGX_Request *rq, const struct conf *conf, struct sbx_table *table, int master,
+      unsigned long nreq)
 {
-	struct api_req req = { .fcgx = rq, .conf = conf, .master = master };
+	struct api_req req = { .fcgx = rq, .conf = conf, .table = table, .master = master };
 	const char *uri;
 	route_handler handler;
 	size_t len;
@@ -177,7 +178,8 @@ close_inherited(int a, int b)
 }
 
 int
-worker_main(const struct conf *conf, int listen_fd, int master_sock, uid_t uid, gid_t gid)
+worker_main(const struct conf *conf, struct sbx_table *table, int listen_fd, int master_sock,
+	    uid_t uid, gid_t gid)
 {
 	FCGX_Request rq;
 	unsigned long nreq = 0;
@@ -198,7 +200,7 @@ worker_main(const struct conf *conf, int listen_fd, int master_sock, uid_t uid, 
 		return 1;
 	}
 	while (FCGX_Accept_r(&rq) >= 0) {
-		serve(&rq, conf, master_sock, ++nreq);
+		serve(&rq, conf, table, master_sock, ++nreq);
 		FCGX_Finish_r(&rq);
 	}
 	return 0;

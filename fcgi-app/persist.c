@@ -1,0 +1,499 @@
+/*
+ * persist.c: persistent sandboxes, on the master's side.
+ *
+ * The table (sandbox-table.h) maps each ID to its state and its uid slot,
+ * which it keeps from creation to deletion: the files in its workspace are
+ * owned by that slot's uids.  The master alone writes the table (workers
+ * read it, and touch last_active_ms).  A sandbox that runs has an agent in
+ * serve mode, listening on STATE/agents/SLOT-GENERATION.sock: the generation
+ * in the name means a worker can never reach a later sandbox of the same
+ * slot by a stale name.  Its workspace is STATE/workspaces/ID, bound at
+ * /workspace.
+ *
+ *   ENSURE  missing: create (with CREATE), then start an agent
+ *           sleeping: start an agent (wake)
+ *   idle    running longer than sleep_after_s without activity: kill the
+ *           agent; it sleeps (workspace and table entry stay)
+ *   agent   dies (killed, crashed, slept): the sandbox sleeps; the next
+ *           ENSURE starts a new agent on the same workspace
+ *   DESTROY kill the agent, then wipe the workspace from inside a sandbox
+ *           of the same uid (find -delete as uid 1000, where no host path
+ *           exists for a planted symlink to reach), rmdir it, forget the ID
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "master-private.h"
+
+#define WIPE_TIMEOUT_NS (120ull * 1000000000ull)
+#define IDLE_CHECK_NS (1000000000ull)
+
+static const char *const wipe_argv[] = {
+	"/bin/sh", "-c",
+	/* The owner may have taken its own permissions away: give them back, then
+	 * delete everything under /workspace, depth first, never following links. */
+	"chmod -R u+rwX /workspace 2>/dev/null; exec find /workspace -mindepth 1 -delete", NULL
+};
+static const char *const wipe_env[] = { "PATH=/usr/bin:/bin", NULL };
+
+static uint64_t
+wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* The worker checked the ID against the API's rule; the master, as root, checks
+ * again what makes it safe in a path: [a-z0-9-], 1 to 63 bytes, not "-" first. */
+static bool
+id_safe(const char *id)
+{
+	size_t len = strnlen(id, 64);
+
+	if (len == 0 || len > 63 || id[0] == '-')
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!((id[i] >= 'a' && id[i] <= 'z') || (id[i] >= '0' && id[i] <= '9') ||
+		      id[i] == '-'))
+			return false;
+	return true;
+}
+
+static void
+path_of(const struct master *m, char *buf, size_t size, const char *what, const char *name)
+{
+	snprintf(buf, size, "%s/%s/%s", m->conf->state_dir, what, name);
+}
+
+static void
+socket_path(const struct master *m, char *buf, size_t size, uint32_t slot, uint32_t gen)
+{
+	char name[32];
+
+	snprintf(name, sizeof(name), "%u-%u.sock", slot, gen);
+	path_of(m, buf, size, "agents", name);
+}
+
+static uid_t
+user_uid(const struct master *m, uint32_t slot)
+{
+	return m->conf->uid_base + slot * SBX_UID_SPAN + SBX_USER_UID;
+}
+
+static void
+reply(struct master *m, int wi, uint32_t seq, int status, const struct sbx_slot *s, bool created)
+{
+	struct wire_sbx_reply r = { .hdr = { WIRE_VERSION, WIRE_SBX_REPLY, sizeof(r) },
+				    .seq = seq,
+				    .status = status,
+				    .created = created };
+
+	if (s) {
+		r.uid_slot = s->uid_slot;
+		r.generation = s->generation;
+	}
+	if (m->workers[wi].sock >= 0)
+		wire_send(m->workers[wi].sock, &r, sizeof(r), NULL, 0);
+}
+
+static struct sbx_limits
+limits(const struct conf *c)
+{
+	return (struct sbx_limits){
+		.memory_bytes = c->memory_mb << 20,
+		.pids = c->pids,
+		.cpu_millis = c->cpu_millis,
+		.tmp_bytes = c->tmp_mb << 20,
+		.workspace_bytes = c->workspace_mb << 20,
+	};
+}
+
+/* Binds the agent's listening socket: root's, connectable by the workers' group. */
+static int
+agent_socket(struct master *m, const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	unlink(path);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chown(path, 0, m->wgid) < 0 ||
+	    chmod(path, 0660) < 0 || listen(fd, 128) < 0) {
+		int r = -errno;
+
+		close(fd);
+		unlink(path);
+		return r;
+	}
+	return fd;
+}
+
+/* Starts the agent of table entry s (lock held).  0 or a negative errno. */
+static int
+start_agent(struct master *m, int idx)
+{
+	struct sbx_slot *s = sbx_table_slot(m->table, idx);
+	struct run *run = &m->runs[s->uid_slot];
+	struct sbx_spec spec = { .hostname = s->id,
+				 .slot = s->uid_slot,
+				 .limits = limits(m->conf) };
+	struct sbx_err err = { 0 };
+	char sock[PATH_MAX], ws[PATH_MAX];
+	uint32_t gen = sbx_table_bump(m->table, idx);
+	int lfd, r;
+
+	socket_path(m, sock, sizeof(sock), s->uid_slot, gen);
+	path_of(m, ws, sizeof(ws), "workspaces", s->id);
+	lfd = agent_socket(m, sock);
+	if (lfd < 0) {
+		log_error("sandbox %s: agent socket %s: %s", s->id, sock, strerror(-lfd));
+		return lfd;
+	}
+	spec.listen_fd = lfd;
+	spec.workspace_dir = ws;
+	r = sbx_spawn(m->host, &spec, &run->proc, &err);
+	close(lfd); /* the agent has its own copy */
+	if (r < 0) {
+		log_error("sandbox %s: spawn failed at %s: %s", s->id, sbx_step_name(err.step),
+			  strerror(-r));
+		unlink(sock);
+		return r;
+	}
+	run->state = RUN_AGENT;
+	run->worker = -1;
+	run->stopped = run->timed_out = false;
+	run->generation = gen;
+	snprintf(run->id, sizeof(run->id), "%s", s->id);
+	s->state = SBX_SLOT_RUNNING;
+	s->agent_pid = run->proc.pid;
+	return 0;
+}
+
+/* A new entry: its uid slot and its workspace (lock held).  Returns its index. */
+static int
+create(struct master *m, const char *id)
+{
+	char ws[PATH_MAX];
+	int slot = master_alloc_slot(m), idx;
+	struct sbx_slot *s;
+
+	if (slot < 0)
+		return -EAGAIN;
+	idx = sbx_table_insert(m->table, id, strlen(id), NULL);
+	if (idx < 0)
+		return idx == -ENOSPC ? -EAGAIN : idx;
+	s = sbx_table_slot(m->table, idx);
+	s->uid_slot = (uint32_t)slot;
+	s->sleep_after_s = 600;
+	s->limits = limits(m->conf);
+	path_of(m, ws, sizeof(ws), "workspaces", id);
+	/* Only the sandbox's own user (and root) may enter it. */
+	if ((mkdir(ws, 0700) < 0 && errno != EEXIST) ||
+	    chown(ws, user_uid(m, (uint32_t)slot), user_uid(m, (uint32_t)slot)) < 0) {
+		int r = -errno;
+
+		log_error("sandbox %s: workspace %s: %s", id, ws, strerror(errno));
+		sbx_table_remove(m->table, idx);
+		return r;
+	}
+	m->runs[slot].state = RUN_PARKED;
+	snprintf(m->runs[slot].id, sizeof(m->runs[slot].id), "%s", id);
+	s->state = SBX_SLOT_SLEEPING;
+	s->owner_pid = 0;
+	return idx;
+}
+
+/* Wipes the workspace of entry idx from inside a sandbox of its own uid. */
+static void
+start_wipe(struct master *m, int idx)
+{
+	struct sbx_slot *s = sbx_table_slot(m->table, idx);
+	struct run *run = &m->runs[s->uid_slot];
+	struct sbx_spec spec = {
+		.hostname = "wipe", .slot = s->uid_slot, .listen_fd = -1, .limits = limits(m->conf)
+	};
+	struct sbx_prog prog = {
+		.argv = wipe_argv, .envp = wipe_env, .code_fd = -1, .stdin_fd = -1
+	};
+	struct sbx_err err = { 0 };
+	char ws[PATH_MAX];
+	int null, r;
+
+	path_of(m, ws, sizeof(ws), "workspaces", s->id);
+	spec.workspace_dir = ws;
+	null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	if (null < 0)
+		return;
+	prog.stdout_fd = prog.stderr_fd = null;
+	r = sbx_spawn(m->host, &spec, &run->proc, &err);
+	if (r == 0) {
+		r = sbx_exec(m->host, &run->proc, &prog);
+		if (r < 0)
+			sbx_kill(m->host, &run->proc);
+		run->state = RUN_WIPE;
+		run->worker = -1;
+		run->stopped = run->timed_out = false;
+		run->deadline_ns = master_now_ns() + WIPE_TIMEOUT_NS;
+	} else {
+		log_error("sandbox %s: wipe failed at %s: %s; its workspace stays", s->id,
+			  sbx_step_name(err.step), strerror(-r));
+	}
+	close(null);
+}
+
+/* The wipe of slot's sandbox ended: remove the emptied workspace and the entry. */
+static void
+finish_wipe(struct master *m, int slot, const struct sbx_result *res)
+{
+	struct run *run = &m->runs[slot];
+	char ws[PATH_MAX];
+	int idx;
+
+	path_of(m, ws, sizeof(ws), "workspaces", run->id);
+	/* rmdir() of the now empty directory: nothing here follows a link or walks a
+	 * tree that sandbox code shaped. */
+	if (rmdir(ws) < 0 && errno != ENOENT) {
+		log_error("sandbox %s: workspace not emptied (wipe exit %d, signal %d): %s; "
+			  "left in place",
+			  run->id, res->exit_code, res->signal, strerror(errno));
+		run->state = RUN_PARKED; /* the uid slot stays taken: files still carry it */
+		return;
+	}
+	if (sbx_table_lock(m->table) >= 0) {
+		idx = sbx_table_find(m->table, run->id, strlen(run->id));
+		if (idx >= 0)
+			sbx_table_remove(m->table, idx);
+		sbx_table_unlock(m->table);
+	}
+	log_info("sandbox %s deleted", run->id);
+	run->state = RUN_FREE;
+	run->id[0] = '\0';
+}
+
+void
+persist_reaped(struct master *m, int slot, const struct sbx_result *res)
+{
+	struct run *run = &m->runs[slot];
+	char sock[PATH_MAX];
+	int idx = -1;
+
+	if (run->state == RUN_WIPE) {
+		finish_wipe(m, slot, res);
+		return;
+	}
+	/* An agent ended: slept, killed, crashed or deleted. */
+	socket_path(m, sock, sizeof(sock), (uint32_t)slot, run->generation);
+	unlink(sock);
+	run->state = RUN_PARKED;
+	if (sbx_table_lock(m->table) < 0)
+		return;
+	idx = sbx_table_find(m->table, run->id, strlen(run->id));
+	if (idx >= 0) {
+		struct sbx_slot *s = sbx_table_slot(m->table, idx);
+
+		if (s->state == SBX_SLOT_RUNNING && s->generation == run->generation) {
+			s->state = SBX_SLOT_SLEEPING;
+			s->agent_pid = 0;
+			if (!run->stopped && res->setup.step != SBX_STEP_NONE)
+				log_error("sandbox %s: agent failed at %s: %s", s->id,
+					  sbx_step_name(res->setup.step), strerror(res->setup.err));
+		} else if (s->state == SBX_SLOT_DESTROYING && !m->stopping) {
+			s->agent_pid = 0;
+			start_wipe(m, idx);
+		}
+	}
+	sbx_table_unlock(m->table);
+}
+
+static void
+ensure(struct master *m, int wi, const struct wire_sbx *req)
+{
+	struct sbx_slot *s;
+	bool created = false;
+	int idx, r;
+
+	idx = sbx_table_find(m->table, req->id, strlen(req->id));
+	if (idx < 0) {
+		if (!(req->flags & WIRE_SBX_CREATE)) {
+			reply(m, wi, req->seq, -ENOENT, NULL, false);
+			return;
+		}
+		idx = create(m, req->id);
+		if (idx < 0) {
+			reply(m, wi, req->seq, idx, NULL, false);
+			return;
+		}
+		created = true;
+		log_info("sandbox %s created (uid slot %u)", req->id,
+			 sbx_table_slot(m->table, idx)->uid_slot);
+	}
+	s = sbx_table_slot(m->table, idx);
+	if (s->state == SBX_SLOT_DESTROYING) {
+		reply(m, wi, req->seq, -EBUSY, NULL, false);
+		return;
+	}
+	if (req->flags & WIRE_SBX_CONFIG) {
+		s->sleep_after_s = req->keep_alive ? 0 : req->sleep_after_s;
+	}
+	s->last_active_ms = wall_ms();
+	if (s->state != SBX_SLOT_RUNNING) {
+		r = start_agent(m, idx);
+		if (r < 0) {
+			reply(m, wi, req->seq, -EIO, NULL, false);
+			return;
+		}
+	}
+	reply(m, wi, req->seq, 0, s, created);
+}
+
+static void
+destroy(struct master *m, int wi, const struct wire_sbx *req)
+{
+	int idx = sbx_table_find(m->table, req->id, strlen(req->id));
+	struct sbx_slot *s;
+
+	if (idx < 0) {
+		reply(m, wi, req->seq, -ENOENT, NULL, false);
+		return;
+	}
+	s = sbx_table_slot(m->table, idx);
+	if (s->state == SBX_SLOT_DESTROYING) {
+		reply(m, wi, req->seq, 0, NULL, false);
+		return;
+	}
+	if (s->state == SBX_SLOT_RUNNING && m->runs[s->uid_slot].state == RUN_AGENT) {
+		/* The wipe starts when the agent is reaped (persist_reaped()). */
+		s->state = SBX_SLOT_DESTROYING;
+		sbx_kill(m->host, &m->runs[s->uid_slot].proc);
+	} else {
+		s->state = SBX_SLOT_DESTROYING;
+		start_wipe(m, idx);
+	}
+	reply(m, wi, req->seq, 0, NULL, false);
+}
+
+void
+persist_request(struct master *m, int wi, const struct wire_sbx *req)
+{
+	if (m->stopping) {
+		reply(m, wi, req->seq, -ESHUTDOWN, NULL, false);
+		return;
+	}
+	if (!id_safe(req->id) || (req->op != WIRE_SBX_ENSURE && req->op != WIRE_SBX_DESTROY)) {
+		log_warn("worker %d: malformed sandbox request refused", (int)m->workers[wi].pid);
+		reply(m, wi, req->seq, -EINVAL, NULL, false);
+		return;
+	}
+	if (sbx_table_lock(m->table) < 0) {
+		reply(m, wi, req->seq, -EIO, NULL, false);
+		return;
+	}
+	if (req->op == WIRE_SBX_ENSURE)
+		ensure(m, wi, req);
+	else
+		destroy(m, wi, req);
+	sbx_table_unlock(m->table);
+}
+
+uint64_t
+persist_tick(struct master *m, uint64_t now)
+{
+	uint64_t wall;
+
+	if (now < m->idle_check_ns)
+		return m->idle_check_ns;
+	m->idle_check_ns = now + IDLE_CHECK_NS;
+	if (m->stopping || sbx_table_lock(m->table) < 0)
+		return m->idle_check_ns;
+	wall = wall_ms();
+	for (uint32_t i = 0; i < sbx_table_capacity(m->table); i++) {
+		struct sbx_slot *s = sbx_table_slot(m->table, (int)i);
+		struct run *run;
+
+		if (s->state != SBX_SLOT_RUNNING || s->sleep_after_s == 0)
+			continue;
+		run = &m->runs[s->uid_slot];
+		if (run->state != RUN_AGENT || run->proc.killed)
+			continue;
+		if (wall - __atomic_load_n(&s->last_active_ms, __ATOMIC_RELAXED) >=
+		    (uint64_t)s->sleep_after_s * 1000) {
+			log_info("sandbox %s: idle for %u s, going to sleep", s->id,
+				 s->sleep_after_s);
+			sbx_kill(m->host, &run->proc);
+		}
+	}
+	sbx_table_unlock(m->table);
+	return m->idle_check_ns;
+}
+
+int
+persist_open(struct master *m)
+{
+	char path[PATH_MAX];
+	bool fresh = false;
+	int r;
+
+	for (const char *d = "agents"; d; d = strcmp(d, "agents") == 0 ? "workspaces" : NULL) {
+		snprintf(path, sizeof(path), "%s/%s", m->conf->state_dir, d);
+		if (mkdir(path, 0711) < 0 && errno != EEXIST)
+			return -errno;
+	}
+	snprintf(path, sizeof(path), "%s/sandboxes.table", m->conf->state_dir);
+	r = sbx_table_open(path, m->conf->uid_slots, &m->table, &fresh);
+	if (r < 0) {
+		log_error("sandbox table %s: %s", path, strerror(-r));
+		return r;
+	}
+	r = sbx_table_lock(m->table);
+	if (r < 0)
+		return r;
+	/* The agents of the last run died with it (their parent-death signal).  Each
+	 * sandbox keeps its uid slot; what was being deleted is wiped again. */
+	for (uint32_t i = 0; i < sbx_table_capacity(m->table); i++) {
+		struct sbx_slot *s = sbx_table_slot(m->table, (int)i);
+
+		if (!sbx_slot_live(s))
+			continue;
+		if (s->uid_slot >= m->conf->uid_slots || m->runs[s->uid_slot].state != RUN_FREE) {
+			log_error("sandbox %s: uid slot %u out of range or taken; forgetting it",
+				  s->id, s->uid_slot);
+			sbx_table_remove(m->table, (int)i);
+			continue;
+		}
+		m->runs[s->uid_slot].state = RUN_PARKED;
+		snprintf(m->runs[s->uid_slot].id, sizeof(m->runs[0].id), "%s", s->id);
+		s->agent_pid = 0;
+		s->owner_pid = 0;
+		if (s->state == SBX_SLOT_DESTROYING)
+			start_wipe(m, (int)i);
+		else
+			s->state = SBX_SLOT_SLEEPING;
+	}
+	sbx_table_unlock(m->table);
+	log_info("sandbox table %s: %u sandboxes%s", path, sbx_table_count(m->table),
+		 fresh ? " (new)" : "");
+	return 0;
+}
+
+void
+persist_close(struct master *m)
+{
+	sbx_table_close(m->table);
+	m->table = NULL;
+}

@@ -1,0 +1,699 @@
+/*
+ * sandboxes.c: persistent sandboxes, on the worker's side: the lifecycle
+ * routes (PUT, GET, DELETE /v1/sandboxes/{id}, GET /v1/sandboxes) and
+ * commands (POST /v1/sandboxes/{id}/api/execute).
+ *
+ * The master creates, wakes and deletes sandboxes (WIRE_SBX); reading the
+ * table needs no master.  A command goes from the worker straight to the
+ * sandbox's agent, over the agent's socket, with the pipes of its stdio.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "id.h"
+#include "log.h"
+#include "output.h"
+#include "sandbox-exec.h"
+#include "sandboxes.h"
+#include "wire.h"
+
+#define EXEC_ENV_MAX 128     /* variables a request may add */
+#define EXEC_CWD_LEN 255     /* bytes of cwd */
+#define MASTER_WAIT_MS 30000 /* a master that does not answer by then is wedged */
+
+static uint64_t
+wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void
+iso_time(uint64_t ms, char buf[static 32])
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+	size_t n;
+
+	gmtime_r(&t, &tm);
+	n = strftime(buf, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf + n, 32 - n, ".%03uZ", (unsigned)(ms % 1000));
+}
+
+/* Asks the master for op on id and waits for the answer to this request. */
+static int
+ask_master(struct api_req *req, uint32_t op, uint32_t flags, const char *id, uint32_t sleep_s,
+	   bool keep_alive, struct wire_sbx_reply *ret)
+{
+	static uint32_t seq = 0x80000000u; /* apart from run.c's numbers */
+	struct wire_sbx msg = { .hdr = { WIRE_VERSION, WIRE_SBX, sizeof(msg) },
+				.seq = ++seq,
+				.op = op,
+				.flags = flags,
+				.sleep_after_s = sleep_s,
+				.keep_alive = keep_alive };
+	uint64_t give_up = output_now_ms() + MASTER_WAIT_MS;
+	int r;
+
+	snprintf(msg.id, sizeof(msg.id), "%s", id);
+	r = wire_send(req->master, &msg, sizeof(msg), NULL, 0);
+	if (r < 0)
+		return r;
+	for (;;) {
+		union {
+			struct wire_sbx_reply r;
+			char raw[256];
+		} in;
+		struct pollfd p = { req->master, POLLIN, 0 };
+		uint64_t now = output_now_ms();
+		int fds[WIRE_MAX_FDS];
+		unsigned nfds = 0;
+		ssize_t n;
+
+		if (now >= give_up)
+			return -ETIMEDOUT;
+		if (poll(&p, 1, (int)(give_up - now)) <= 0)
+			continue;
+		n = wire_recv(req->master, &in, sizeof(in), fds, &nfds);
+		for (unsigned i = 0; i < nfds; i++)
+			close(fds[i]);
+		if (n <= 0)
+			return -EPIPE;
+		/* Late answers to requests given up on are skipped, whatever their type. */
+		if (wire_check(&in, n, WIRE_SBX_REPLY, sizeof(in.r)) < 0 || in.r.seq != msg.seq)
+			continue;
+		*ret = in.r;
+		return 0;
+	}
+}
+
+/* Sends the error for a master's answer (or failure to answer) to op. */
+static int
+master_error(struct api_req *req, const char *id, int e)
+{
+	switch (e) {
+	case -ENOENT:
+		return api_error(req, 404, "SANDBOX_NOT_FOUND", json_pack("{s:s}", "id", id),
+				 "no sandbox '%s'", id);
+	case -EAGAIN:
+		return api_error(req, 503, "CAPACITY_EXCEEDED", NULL,
+				 "no room for another sandbox; delete one or retry later");
+	case -EBUSY:
+		return api_error(req, 503, "CAPACITY_EXCEEDED", json_pack("{s:s}", "id", id),
+				 "sandbox '%s' is being deleted; retry shortly", id);
+	case -ESHUTDOWN:
+		return api_error(req, 503, "SERVICE_UNAVAILABLE", NULL, "sandboxd is stopping");
+	}
+	log_error("req %s: sandbox %s: master: %s", req->id, id, strerror(-e));
+	return api_error(req, 500, "INTERNAL_ERROR", NULL, "the sandbox could not be started: %s",
+			 strerror(-e));
+}
+
+/* body plus the success and timestamp fields of every answer. */
+static json_t *
+with_ok(json_t *body)
+{
+	json_t *ok = api_ok();
+
+	if (body && ok)
+		json_object_update(body, ok);
+	json_decref(ok);
+	return body;
+}
+
+static const char *
+state_name(uint32_t state)
+{
+	switch (state) {
+	case SBX_SLOT_RUNNING: return "running";
+	case SBX_SLOT_SLEEPING: return "sleeping";
+	case SBX_SLOT_CREATING: return "creating";
+	case SBX_SLOT_DESTROYING: return "destroying";
+	}
+	return "unknown";
+}
+
+static json_t *
+sandbox_json(const struct sbx_slot *s)
+{
+	char created[32], active[32];
+	uint64_t last = __atomic_load_n(&s->last_active_ms, __ATOMIC_RELAXED);
+
+	iso_time(s->created_ms, created);
+	/* A command in flight holds a lease into the future (see touch()). */
+	iso_time(last > wall_ms() ? wall_ms() : last, active);
+	return json_pack("{s:s, s:s, s:s, s:s, s:i, s:b, s:{s:I, s:f, s:i, s:I}, s:[]}", "id",
+			 s->id, "state", state_name(s->state), "createdAt", created, "lastActiveAt",
+			 active, "sleepAfter", (int)s->sleep_after_s, "keepAlive",
+			 s->sleep_after_s == 0, "limits", "memoryMB",
+			 (json_int_t)(s->limits.memory_bytes >> 20), "cpus",
+			 s->limits.cpu_millis / 1000.0, "pids", (int)s->limits.pids, "tmpMB",
+			 (json_int_t)(s->limits.tmp_bytes >> 20), "exposedPorts");
+}
+
+/* Copies the table entry of id under the lock.  0, or -ENOENT. */
+static int
+read_entry(struct api_req *req, const char *id, struct sbx_slot *ret)
+{
+	int idx;
+
+	if (sbx_table_lock(req->table) < 0)
+		return -EIO;
+	idx = sbx_table_find(req->table, id, strlen(id));
+	if (idx >= 0)
+		*ret = *sbx_table_slot(req->table, idx);
+	sbx_table_unlock(req->table);
+	return idx >= 0 ? 0 : -ENOENT;
+}
+
+/* Marks id active until until_ms: the idle reaper leaves it alone meanwhile. */
+static void
+touch(struct api_req *req, const char *id, uint64_t until_ms)
+{
+	int idx;
+
+	if (sbx_table_lock(req->table) < 0)
+		return;
+	idx = sbx_table_find(req->table, id, strlen(id));
+	if (idx >= 0)
+		__atomic_store_n(&sbx_table_slot(req->table, idx)->last_active_ms, until_ms,
+				 __ATOMIC_RELAXED);
+	sbx_table_unlock(req->table);
+}
+
+/* "10m", "30s", "1h", "90" (seconds) or a number of seconds. */
+static int
+parse_duration(const json_t *v, uint32_t *ret)
+{
+	const char *s;
+	char *end;
+	unsigned long long n;
+
+	if (json_is_integer(v)) {
+		if (json_integer_value(v) < 1 || json_integer_value(v) > 7 * 86400)
+			return -EINVAL;
+		*ret = (uint32_t)json_integer_value(v);
+		return 0;
+	}
+	if (!json_is_string(v))
+		return -EINVAL;
+	s = json_string_value(v);
+	errno = 0;
+	n = strtoull(s, &end, 10);
+	if (errno || end == s || n == 0)
+		return -EINVAL;
+	if (*end == 's' || *end == '\0')
+		;
+	else if (*end == 'm')
+		n *= 60;
+	else if (*end == 'h')
+		n *= 3600;
+	else
+		return -EINVAL;
+	if ((*end && end[1]) || n > 7 * 86400)
+		return -EINVAL;
+	*ret = (uint32_t)n;
+	return 0;
+}
+
+static int
+put_sandbox(struct api_req *req, const char *id)
+{
+	struct wire_sbx_reply r;
+	struct sbx_slot s;
+	uint32_t sleep_s = 600, flags = WIRE_SBX_CREATE;
+	bool keep = false;
+	json_t *root = NULL, *body;
+	int e;
+
+	if (req->body_len) {
+		const char *key;
+		json_t *v;
+
+		root = api_parse_body(req);
+		if (!root)
+			return 400;
+		json_object_foreach(root, key, v)
+		{
+			if (strcmp(key, "sleepAfter") == 0) {
+				if (parse_duration(v, &sleep_s) < 0) {
+					json_decref(root);
+					return api_error(
+						req, 400, "VALIDATION_FAILED", NULL,
+						"'sleepAfter' must be seconds or a duration "
+						"such as \"30s\", \"10m\", \"1h\" (at most 7 days)");
+				}
+				flags |= WIRE_SBX_CONFIG;
+			} else if (strcmp(key, "keepAlive") == 0) {
+				if (!json_is_boolean(v)) {
+					json_decref(root);
+					return api_error(req, 400, "VALIDATION_FAILED", NULL,
+							 "'keepAlive' must be true or false");
+				}
+				keep = json_is_true(v);
+				flags |= WIRE_SBX_CONFIG;
+			} else {
+				char k[64];
+
+				snprintf(k, sizeof(k), "%s", key);
+				json_decref(root);
+				return api_error(
+					req, 400, "VALIDATION_FAILED", NULL,
+					"unknown or not yet supported field '%s'; this version "
+					"takes sleepAfter and keepAlive",
+					k);
+			}
+		}
+		json_decref(root);
+	}
+	e = ask_master(req, WIRE_SBX_ENSURE, flags, id, sleep_s, keep, &r);
+	if (e == 0)
+		e = r.status;
+	if (e < 0)
+		return master_error(req, id, e);
+	if (read_entry(req, id, &s) < 0)
+		return master_error(req, id, -ENOENT);
+	body = with_ok(sandbox_json(&s));
+	return api_send_json(req, r.created ? 201 : 200, body);
+}
+
+static int
+get_sandbox(struct api_req *req, const char *id)
+{
+	struct sbx_slot s;
+
+	if (read_entry(req, id, &s) < 0 || s.state == SBX_SLOT_DESTROYING)
+		return master_error(req, id, -ENOENT);
+	return api_send_json(req, 200, with_ok(sandbox_json(&s)));
+}
+
+static int
+delete_sandbox(struct api_req *req, const char *id)
+{
+	struct wire_sbx_reply r;
+	json_t *body;
+	int e = ask_master(req, WIRE_SBX_DESTROY, 0, id, 0, false, &r);
+
+	if (e == 0)
+		e = r.status;
+	if (e < 0)
+		return master_error(req, id, e);
+	body = api_ok();
+	if (body)
+		json_object_set_new(body, "id", json_string(id));
+	return api_send_json(req, 200, body);
+}
+
+int
+sandboxes_list(struct api_req *req)
+{
+	json_t *list = json_array(), *body;
+
+	if (!list || sbx_table_lock(req->table) < 0) {
+		json_decref(list);
+		return api_error(req, 500, "INTERNAL_ERROR", NULL,
+				 "the sandbox table is unavailable");
+	}
+	for (uint32_t i = 0; i < sbx_table_capacity(req->table); i++) {
+		const struct sbx_slot *s = sbx_table_slot(req->table, (int)i);
+
+		if (sbx_slot_live(s) && s->state != SBX_SLOT_DESTROYING)
+			json_array_append_new(list, sandbox_json(s));
+	}
+	sbx_table_unlock(req->table);
+	body = api_ok();
+	if (body) {
+		json_object_set_new(body, "count", json_integer((json_int_t)json_array_size(list)));
+		json_object_set_new(body, "sandboxes", list);
+	} else {
+		json_decref(list);
+	}
+	return api_send_json(req, 200, body);
+}
+
+/* ---- commands ------------------------------------------------------------- */
+
+struct exec_args {
+	const char *command;
+	const char *session;
+	char cwd[EXEC_CWD_LEN + 1];
+	const char *stdin_data;
+	size_t stdin_len;
+	uint32_t timeout_ms;
+	/* NAME=value strings built for the agent (freed by the caller). */
+	char *env[EXEC_ENV_MAX + 16];
+	unsigned nenv;
+};
+
+static bool
+env_name_ok(const char *n)
+{
+	if (!((*n >= 'A' && *n <= 'Z') || (*n >= 'a' && *n <= 'z') || *n == '_'))
+		return false;
+	for (n++; *n; n++)
+		if (!((*n >= 'A' && *n <= 'Z') || (*n >= 'a' && *n <= 'z') || *n == '_' ||
+		      (*n >= '0' && *n <= '9')))
+			return false;
+	return true;
+}
+
+static int
+add_env(struct exec_args *a, const char *name, const char *value)
+{
+	char *kv;
+
+	/* A later value of the same name replaces the earlier one. */
+	for (unsigned i = 0; i < a->nenv; i++) {
+		size_t n = strlen(name);
+
+		if (strncmp(a->env[i], name, n) == 0 && a->env[i][n] == '=') {
+			free(a->env[i]);
+			a->env[i] = a->env[--a->nenv];
+			break;
+		}
+	}
+	if (!value)
+		return 0;
+	if (a->nenv == sizeof(a->env) / sizeof(a->env[0]) - 1 ||
+	    asprintf(&kv, "%s=%s", name, value) < 0)
+		return -E2BIG;
+	a->env[a->nenv++] = kv;
+	return 0;
+}
+
+static void
+free_env(struct exec_args *a)
+{
+	for (unsigned i = 0; i < a->nenv; i++)
+		free(a->env[i]);
+	a->nenv = 0;
+}
+
+/* Decodes the body of /api/execute (a compatibility route: unknown fields are
+ * ignored, as the SDK sends a few).  0, or an HTTP status already sent. */
+static int
+decode_exec(struct api_req *req, const json_t *root, const char *id, struct exec_args *a)
+{
+	static const char *const base[] = { "PATH=/usr/local/bin:/usr/bin:/bin",
+					    "HOME=/workspace",
+					    "USER=user",
+					    "LOGNAME=user",
+					    "LANG=C.UTF-8",
+					    "TERM=dumb",
+					    "TMPDIR=/tmp",
+					    "MPLBACKEND=Agg" };
+	const json_t *v;
+	char host[80];
+
+	v = json_object_get(root, "command");
+	if (!json_is_string(v) || json_string_length(v) == 0)
+		return api_error(req, 400, "VALIDATION_FAILED", NULL,
+				 "'command' is required: a non-empty string");
+	if (memchr(json_string_value(v), '\0', json_string_length(v)))
+		return api_error(req, 400, "VALIDATION_FAILED", NULL,
+				 "'command' contains a NUL byte");
+	a->command = json_string_value(v);
+
+	v = json_object_get(root, "sessionId");
+	a->session = json_is_string(v) ? json_string_value(v) : "default";
+
+	snprintf(a->cwd, sizeof(a->cwd), "/workspace");
+	v = json_object_get(root, "cwd");
+	if (v && !json_is_null(v)) {
+		const char *c = json_is_string(v) ? json_string_value(v) : NULL;
+		int n;
+
+		if (!c || !*c || memchr(c, '\0', json_string_length(v)))
+			return api_error(req, 400, "VALIDATION_FAILED", NULL,
+					 "'cwd' must be a non-empty path");
+		n = c[0] == '/' ? snprintf(a->cwd, sizeof(a->cwd), "%s", c)
+				: snprintf(a->cwd, sizeof(a->cwd), "/workspace/%s", c);
+		if (n < 0 || (size_t)n >= sizeof(a->cwd))
+			return api_error(req, 400, "VALIDATION_FAILED", NULL,
+					 "'cwd' is longer than %d bytes", EXEC_CWD_LEN);
+	}
+
+	a->timeout_ms = req->conf->exec_timeout_ms;
+	v = json_object_get(root, "timeoutMs");
+	if (!v)
+		v = json_object_get(root, "timeout");
+	if (v && !json_is_null(v)) {
+		if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+		    json_integer_value(v) > (json_int_t)req->conf->exec_timeout_max_ms)
+			return api_error(
+				req, 400, "VALIDATION_FAILED", NULL,
+				"'timeoutMs' must be a whole number of milliseconds from 1 "
+				"to %u",
+				req->conf->exec_timeout_max_ms);
+		a->timeout_ms = (uint32_t)json_integer_value(v);
+	}
+
+	v = json_object_get(root, "stdin");
+	if (v && !json_is_null(v)) {
+		if (!json_is_string(v))
+			return api_error(req, 400, "VALIDATION_FAILED", NULL,
+					 "'stdin' must be a string");
+		a->stdin_data = json_string_value(v);
+		a->stdin_len = json_string_length(v);
+	}
+
+	for (size_t i = 0; i < sizeof(base) / sizeof(base[0]); i++) {
+		char name[16];
+		const char *eq = strchr(base[i], '=');
+
+		snprintf(name, sizeof(name), "%.*s", (int)(eq - base[i]), base[i]);
+		if (add_env(a, name, eq + 1) < 0)
+			return api_error(req, 500, "INTERNAL_ERROR", NULL, "out of memory");
+	}
+	snprintf(host, sizeof(host), "%s", id);
+	if (add_env(a, "HOSTNAME", host) < 0)
+		return api_error(req, 500, "INTERNAL_ERROR", NULL, "out of memory");
+
+	v = json_object_get(root, "env");
+	if (v && !json_is_null(v)) {
+		const char *key;
+		json_t *val;
+
+		if (!json_is_object(v) || json_object_size(v) > EXEC_ENV_MAX)
+			return api_error(req, 400, "VALIDATION_FAILED", NULL,
+					 "'env' must be an object of at most %d names",
+					 EXEC_ENV_MAX);
+		json_object_foreach((json_t *)v, key, val)
+		{
+			if (!env_name_ok(key) || (!json_is_string(val) && !json_is_null(val)) ||
+			    (json_is_string(val) &&
+			     memchr(json_string_value(val), '\0', json_string_length(val))))
+				return api_error(
+					req, 400, "VALIDATION_FAILED", NULL,
+					"'env' names are [A-Za-z_][A-Za-z0-9_]* and values "
+					"strings (null unsets)");
+			if (add_env(a, key, json_is_string(val) ? json_string_value(val) : NULL) <
+			    0)
+				return api_error(req, 413, "PAYLOAD_TOO_LARGE", NULL,
+						 "too many environment variables");
+		}
+	}
+	a->env[a->nenv] = NULL;
+	return 0;
+}
+
+/* stdin as a sealed memfd: any size, no writer to keep alive. */
+static int
+stdin_fd(const struct exec_args *a)
+{
+	size_t off = 0;
+	int fd = memfd_create("stdin", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+
+	if (fd < 0)
+		return -errno;
+	while (off < a->stdin_len) {
+		ssize_t n = write(fd, a->stdin_data + off, a->stdin_len - off);
+
+		if (n <= 0) {
+			close(fd);
+			return -EIO;
+		}
+		off += (size_t)n;
+	}
+	if (lseek(fd, 0, SEEK_SET) < 0 ||
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) < 0) {
+		close(fd);
+		return -errno;
+	}
+	return fd;
+}
+
+struct agent_wait {
+	int conn;
+	struct sbx_exec_result *res;
+};
+
+static int
+on_agent(void *ctx)
+{
+	struct agent_wait *w = ctx;
+	int r = sbx_exec_recv(w->conn, w->res);
+
+	return r < 0 ? r : 1;
+}
+
+/* Runs the command in sandbox id, waking or creating it first. */
+static int
+run_command(struct api_req *req, const char *id, struct exec_args *a, struct output *o,
+	    struct sbx_exec_result *res)
+{
+	const char *argv[] = { "/bin/bash", "-c", a->command, NULL };
+	struct sbx_exec_req er = { .argv = argv,
+				   .envp = (const char *const *)a->env,
+				   .cwd = a->cwd,
+				   .timeout_ms = a->timeout_ms,
+				   .stdin_fd = -1 };
+	struct agent_wait w = { -1, res };
+	struct wire_sbx_reply r;
+	char sock[PATH_MAX];
+	int e;
+
+	/* An agent can end between the master's answer and our connect (it slept
+	 * or crashed): then ask again, once. */
+	for (int attempt = 0;; attempt++) {
+		e = ask_master(req, WIRE_SBX_ENSURE, WIRE_SBX_CREATE, id, 0, false, &r);
+		if (e == 0)
+			e = r.status;
+		if (e < 0)
+			return e;
+		snprintf(sock, sizeof(sock), "%s/agents/%u-%u.sock", req->conf->state_dir,
+			 r.uid_slot, r.generation);
+		w.conn = sbx_exec_connect(sock);
+		if (w.conn >= 0 || attempt == 1)
+			break;
+	}
+	if (w.conn < 0)
+		return w.conn;
+	if (a->stdin_data) {
+		er.stdin_fd = stdin_fd(a);
+		if (er.stdin_fd < 0) {
+			close(w.conn);
+			return er.stdin_fd;
+		}
+	}
+	er.stdout_fd = o->out_w;
+	er.stderr_fd = o->err_w;
+	/* A lease: the sandbox counts as active until the command's deadline. */
+	touch(req, id, wall_ms() + a->timeout_ms);
+	e = sbx_exec_send(w.conn, &er);
+	output_handed(o);
+	if (er.stdin_fd >= 0)
+		close(er.stdin_fd);
+	if (e == 0)
+		e = output_pump(o, w.conn, output_now_ms() + a->timeout_ms + MASTER_WAIT_MS,
+				on_agent, &w);
+	close(w.conn);
+	touch(req, id, wall_ms());
+	return e;
+}
+
+static int
+execute(struct api_req *req, const char *id)
+{
+	struct exec_args a = { 0 };
+	struct sbx_exec_result res = { 0 };
+	struct output o;
+	json_t *root, *body;
+	char ts[32];
+	uint64_t t0 = output_now_ms();
+	int status, e;
+
+	api_timestamp(ts);
+	root = api_parse_body(req);
+	if (!root)
+		return 400;
+	status = decode_exec(req, root, id, &a);
+	if (status) {
+		free_env(&a);
+		json_decref(root);
+		return status;
+	}
+	e = output_open(&o, req->conf->output_max_bytes);
+	if (e == 0)
+		e = run_command(req, id, &a, &o, &res);
+	if (e == -EAGAIN || e == -EBUSY || e == -ESHUTDOWN || e == -ENOENT) {
+		status = master_error(req, id, e);
+	} else if (e < 0) {
+		log_error("req %s: sandbox %s: command failed: %s", req->id, id, strerror(-e));
+		status = api_error(req, 500, "INTERNAL_ERROR", NULL,
+				   "the command failed inside "
+				   "sandboxd: %s",
+				   strerror(-e));
+	} else if (res.setup.step != SBX_STEP_NONE && res.setup.step != SBX_STEP_STDIO) {
+		status = api_error(req, 500, "INTERNAL_ERROR",
+				   json_pack("{s:s, s:s}", "step", sbx_step_name(res.setup.step),
+					     "error", strerror(res.setup.err)),
+				   "the command could not be started");
+	} else if (res.setup.step == SBX_STEP_STDIO) {
+		/* The one set-up step the caller controls: cwd. */
+		status = api_error(
+			req, 400, "VALIDATION_FAILED",
+			json_pack("{s:s, s:s}", "cwd", a.cwd, "error", strerror(res.setup.err)),
+			"cannot run in '%s': %s", a.cwd, strerror(res.setup.err));
+	} else {
+		body = json_pack("{s:b, s:i, s:o, s:o, s:s, s:I, s:s, s:s, s:b, s:b, s:o}",
+				 "success", res.exit_code == 0 && !res.timed_out, "exitCode",
+				 res.exit_code, "stdout", output_text(&o.out), "stderr",
+				 output_text(&o.err), "command", a.command, "duration",
+				 (json_int_t)(output_now_ms() - t0), "timestamp", ts, "sessionId",
+				 a.session, "timedOut", res.timed_out, "truncated",
+				 o.out.truncated || o.err.truncated, "signal",
+				 res.signal ? json_integer(res.signal) : json_null());
+		status = api_send_json(req, 200, body);
+	}
+	output_close(&o);
+	free_env(&a);
+	json_decref(root);
+	return status;
+}
+
+int
+sandboxes_route(struct api_req *req)
+{
+	const char *p = req->path + strlen("/v1/sandboxes/");
+	size_t len = strcspn(p, "/");
+	const char *rest = p + len, *why;
+	char id[64];
+
+	if (!id_check(p, len, &why))
+		return api_error(req, 400, "INVALID_SANDBOX_ID",
+				 json_pack("{s:s%}", "id", p, len > 64 ? (size_t)64 : len),
+				 "invalid sandbox ID: %s", why);
+	memcpy(id, p, len);
+	id[len] = '\0';
+
+	if (*rest == '\0') {
+		if (strcmp(req->method, "PUT") == 0)
+			return put_sandbox(req, id);
+		if (strcmp(req->method, "GET") == 0)
+			return get_sandbox(req, id);
+		if (strcmp(req->method, "DELETE") == 0)
+			return delete_sandbox(req, id);
+		return api_send_raw_error(req, 405, "Allow: GET, PUT, DELETE\r\n",
+					  "METHOD_NOT_ALLOWED", NULL,
+					  "this route does not accept that method");
+	}
+	if (strcmp(rest, "/api/execute") == 0) {
+		if (strcmp(req->method, "POST") == 0)
+			return execute(req, id);
+		return api_send_raw_error(req, 405, "Allow: POST\r\n", "METHOD_NOT_ALLOWED", NULL,
+					  "this route does not accept that method");
+	}
+	return api_error(req, 404, "NOT_FOUND", NULL,
+			 "no such sandbox route (this version has /api/execute)");
+}

@@ -1,0 +1,266 @@
+"""Persistent sandboxes by ID: lifecycle routes, commands through the agent,
+persistence of /workspace across commands, sleep, agent crashes and
+restarts, deletion (including a symlink planted to lure the cleanup out),
+and isolation between sandboxes."""
+import concurrent.futures
+import os
+import signal
+import sys
+import uuid
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
+from context import Context  # noqa: E402
+
+
+def _new_id():
+    return "t-" + uuid.uuid4().hex[:12]
+
+
+def _exec(ctx, sid, command, **kw):
+    body = {"command": command}
+    body.update(kw)
+    status, res = ctx.json("POST", f"/v1/sandboxes/{sid}/api/execute", body)
+    assert status == 200, (status, res)
+    return res
+
+
+def _workspace(ctx, sid):
+    return os.path.join(ctx.state_dir, "workspaces", sid)
+
+
+def _wait_deleted(ctx, sid):
+    ctx.stack.wait_log(f"sandbox {sid} deleted".encode(), 30)
+
+
+def _agent_pid(ctx, sid):
+    """The sandbox's agent: in serve mode, running as the first uid of the range
+    whose uid 1000 owns the sandbox's workspace."""
+    for pid in ctx.stack.sandbox_pids(include_init=True):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read().split(b"\0")
+        except OSError:
+            continue
+        if cmd[:2] == [b"sandbox-agent", b"serve"]:
+            with open(f"/proc/{pid}/status") as f:
+                st = f.read()
+            uid = int(st.split("Uid:")[1].split()[0])
+            ws_uid = os.stat(_workspace(ctx, sid)).st_uid
+            if uid == ws_uid - 1000:
+                return pid
+    raise AssertionError(f"no agent found for {sid}")
+
+
+def test_put_get_list_delete(ctx):
+    sid = _new_id()
+    status, body = ctx.json("PUT", f"/v1/sandboxes/{sid}", {"sleepAfter": "5m"})
+    assert status == 201 and body["id"] == sid and body["state"] == "running", body
+    assert body["sleepAfter"] == 300 and body["keepAlive"] is False, body
+    assert body["createdAt"].endswith("Z") and body["success"] is True, body
+    status, again = ctx.json("PUT", f"/v1/sandboxes/{sid}", {"keepAlive": True})
+    assert status == 200 and again["createdAt"] == body["createdAt"], again
+    assert again["keepAlive"] is True and again["sleepAfter"] == 0, again
+    status, got = ctx.json("GET", f"/v1/sandboxes/{sid}")
+    assert status == 200 and got["id"] == sid and got["state"] == "running", got
+    assert got["limits"]["memoryMB"] == 512 and got["exposedPorts"] == [], got
+    status, lst = ctx.json("GET", "/v1/sandboxes")
+    assert status == 200 and sid in [s["id"] for s in lst["sandboxes"]], lst
+    assert lst["count"] == len(lst["sandboxes"]), lst
+    status, gone = ctx.json("DELETE", f"/v1/sandboxes/{sid}")
+    assert status == 200 and gone["id"] == sid, gone
+    status, body = ctx.json("GET", f"/v1/sandboxes/{sid}")
+    assert status == 404 and body["code"] == "SANDBOX_NOT_FOUND", body
+    _wait_deleted(ctx, sid)
+    assert not os.path.exists(_workspace(ctx, sid))
+    status, lst = ctx.json("GET", "/v1/sandboxes")
+    assert sid not in [s["id"] for s in lst["sandboxes"]], lst
+
+
+def test_execute_creates_lazily_and_files_persist(ctx):
+    sid = _new_id()
+    status, body = ctx.json("GET", f"/v1/sandboxes/{sid}")
+    assert status == 404, body
+    res = _exec(ctx, sid, "echo hello > note.txt; id -u; pwd; hostname")
+    assert res["success"] is True and res["exitCode"] == 0, res
+    assert res["stdout"] == f"1000\n/workspace\n{sid}\n", res
+    assert res["command"] == "echo hello > note.txt; id -u; pwd; hostname", res
+    assert res["sessionId"] == "default" and isinstance(res["duration"], int), res
+    res = _exec(ctx, sid, "cat note.txt; ls /workspace")
+    assert res["stdout"] == "hello\nnote.txt\n", res
+    status, body = ctx.json("GET", f"/v1/sandboxes/{sid}")
+    assert status == 200 and body["state"] == "running", body
+    ctx.json("DELETE", f"/v1/sandboxes/{sid}")
+    _wait_deleted(ctx, sid)
+
+
+def test_execute_cwd_env_stdin_exit_code(ctx):
+    sid = _new_id()
+    res = _exec(ctx, sid, "mkdir -p sub/dir && cd sub/dir && pwd")
+    assert res["stdout"] == "/workspace/sub/dir\n", res
+    res = _exec(ctx, sid, 'pwd; echo "$FOO-$HOME"; cat; exit 7', cwd="sub", env={"FOO": "bar"},
+                stdin="line one\nline two\n")
+    assert res["stdout"] == "/workspace/sub\nbar-/workspace\nline one\nline two\n", res
+    assert res["exitCode"] == 7 and res["success"] is False, res
+    res = _exec(ctx, sid, "echo to-err >&2; kill -SEGV $$")
+    assert res["stderr"] == "to-err\n" and res["signal"] == 11 and res["exitCode"] == 139, res
+    # A cwd that does not exist is the caller's mistake.
+    status, body = ctx.json("POST", f"/v1/sandboxes/{sid}/api/execute",
+                            {"command": "pwd", "cwd": "/no/such/dir"})
+    assert status == 400 and body["code"] == "VALIDATION_FAILED" and "/no/such/dir" in body["message"], body
+    ctx.json("DELETE", f"/v1/sandboxes/{sid}")
+    _wait_deleted(ctx, sid)
+
+
+def test_timeout_kills_the_whole_tree(ctx):
+    sid = _new_id()
+    res = _exec(ctx, sid, "(setsid sleep 300 &); (sleep 301 &); echo started; sleep 302",
+                timeoutMs=700)
+    assert res["timedOut"] is True and res["signal"] == 9 and res["success"] is False, res
+    assert res["stdout"] == "started\n", res
+    left = ctx.host_sandbox_pids()
+    assert not left, f"processes of a timed-out command survived: {left}"
+    # The sandbox itself is intact and serves the next command.
+    res = _exec(ctx, sid, "echo after")
+    assert res["stdout"] == "after\n", res
+    ctx.json("DELETE", f"/v1/sandboxes/{sid}")
+    _wait_deleted(ctx, sid)
+
+
+def test_output_cap_and_concurrent_commands(ctx):
+    sid = _new_id()
+    res = _exec(ctx, sid, "head -c 3000000 /dev/zero | tr '\\0' x")
+    assert res["truncated"] is True and len(res["stdout"]) == 1 << 20, len(res["stdout"])
+
+    def one(i):
+        return Context(ctx.stack).json("POST", f"/v1/sandboxes/{sid}/api/execute",
+                                       {"command": f"sleep 0.3; echo {i} > f{i}; cat f{i}"})
+
+    with concurrent.futures.ThreadPoolExecutor(6) as ex:
+        results = list(ex.map(one, range(6)))
+    for i, (status, body) in enumerate(results):
+        assert status == 200 and body["stdout"] == f"{i}\n", (i, status, body)
+    res = _exec(ctx, sid, "ls f* | wc -l")
+    assert res["stdout"].strip() == "6", res
+    ctx.json("DELETE", f"/v1/sandboxes/{sid}")
+    _wait_deleted(ctx, sid)
+
+
+def test_bad_input(ctx):
+    for bad in ("UPPER", "a_b", "-x", "x" * 64, "root"):
+        status, body = ctx.json("PUT", f"/v1/sandboxes/{bad}")
+        assert status == 400 and body["code"] == "INVALID_SANDBOX_ID", (bad, body)
+    sid = _new_id()
+    status, body = ctx.json("DELETE", f"/v1/sandboxes/{sid}")
+    assert status == 404 and body["code"] == "SANDBOX_NOT_FOUND", body
+    status, body = ctx.json("PUT", f"/v1/sandboxes/{sid}", {"sleepAfter": "soon"})
+    assert status == 400 and body["code"] == "VALIDATION_FAILED", body
+    status, body = ctx.json("PUT", f"/v1/sandboxes/{sid}", {"color": "blue"})
+    assert status == 400 and "color" in body["message"], body
+    status, body = ctx.json("POST", f"/v1/sandboxes/{sid}/api/execute", {"cmd": "ls"})
+    assert status == 400 and "command" in body["message"], body
+    status, body = ctx.json("POST", f"/v1/sandboxes/{sid}/api/execute",
+                            {"command": "ls", "env": {"BAD NAME": "x"}})
+    assert status == 400, body
+    status, body = ctx.json("POST", f"/v1/sandboxes/{sid}/api/execute",
+                            {"command": "ls", "timeoutMs": 0})
+    assert status == 400, body
+    status, headers, _ = ctx.request("GET", f"/v1/sandboxes/{sid}/api/execute")
+    assert status == 405 and headers.get("allow") == "POST", (status, headers)
+    status, body = ctx.json("POST", f"/v1/sandboxes/{sid}/api/nothing", {})
+    assert status == 404 and body["code"] == "NOT_FOUND", body
+    # None of the refused requests created the sandbox.
+    status, body = ctx.json("GET", f"/v1/sandboxes/{sid}")
+    assert status == 404, body
+
+
+def test_delete_does_not_follow_planted_symlinks(ctx):
+    """The cleanup of a deleted sandbox must not be lured out of its workspace
+    by links planted there (Judge0 CVE-2024-28185/28189 style)."""
+    sid = _new_id()
+    canary_dir = os.path.join(ctx.stack.dir, "canary")
+    os.makedirs(canary_dir, exist_ok=True)
+    canary = os.path.join(canary_dir, "keep.txt")
+    with open(canary, "w") as f:
+        f.write("host data\n")
+    res = _exec(ctx, sid, f"ln -s {canary_dir} dirlink; ln -s {canary} filelink; "
+                          "ln -s /etc etclink; mkdir -p deep/a/b; ln -s / deep/a/b/root; "
+                          "chmod 000 deep/a; echo planted")
+    assert res["stdout"] == "planted\n", res
+    status, _ = ctx.json("DELETE", f"/v1/sandboxes/{sid}")
+    assert status == 200
+    _wait_deleted(ctx, sid)
+    assert not os.path.exists(_workspace(ctx, sid))
+    with open(canary) as f:
+        assert f.read() == "host data\n"
+    assert os.path.exists("/etc/passwd")
+
+
+def test_isolation_between_sandboxes(ctx):
+    a, b = _new_id(), _new_id()
+    _exec(ctx, a, "echo secret-a > mine.txt; sleep 30 & echo ok")
+    res = _exec(ctx, b, f"ls /workspace; cat /workspace/mine.txt; ls {ctx.state_dir} 2>&1; "
+                        "ps -e -o comm= | grep -c sleep; echo done")
+    assert "secret-a" not in res["stdout"] and "mine.txt" not in res["stdout"], res
+    assert res["stdout"].endswith("0\ndone\n"), res
+    ua = os.stat(_workspace(ctx, a)).st_uid
+    ub = os.stat(_workspace(ctx, b)).st_uid
+    assert ua != ub and ua >= ctx.uid_base and ub >= ctx.uid_base, (ua, ub)
+    for sid in (a, b):
+        ctx.json("DELETE", f"/v1/sandboxes/{sid}")
+        _wait_deleted(ctx, sid)
+
+
+def test_killed_agent_is_replaced_and_workspace_kept(ctx):
+    sid = _new_id()
+    _exec(ctx, sid, "echo survives > keep.txt")
+    pid = _agent_pid(ctx, sid)
+    os.kill(pid, signal.SIGKILL)
+    fd = os.pidfd_open(pid)
+    import select
+    select.select([fd], [], [], 10)
+    os.close(fd)
+    res = _exec(ctx, sid, "cat keep.txt")
+    assert res["stdout"] == "survives\n", res
+    assert _agent_pid(ctx, sid) != pid
+    ctx.json("DELETE", f"/v1/sandboxes/{sid}")
+    _wait_deleted(ctx, sid)
+
+
+def test_idle_sandbox_sleeps_and_wakes(ctx):
+    sid = _new_id()
+    status, body = ctx.json("PUT", f"/v1/sandboxes/{sid}", {"sleepAfter": 1})
+    assert status == 201, body
+    _exec(ctx, sid, "echo before-sleep > s.txt; sleep 600 &")
+    agent = _agent_pid(ctx, sid)
+    ctx.stack.wait_log(f"sandbox {sid}: idle for 1 s, going to sleep".encode(), 15)
+    # The agent exits; the master marks the sandbox asleep when it reaps it.
+    import select
+    import time
+    fd = os.pidfd_open(agent)
+    select.select([fd], [], [], 10)
+    os.close(fd)
+    deadline = time.monotonic() + 5
+    while True:
+        status, body = ctx.json("GET", f"/v1/sandboxes/{sid}")
+        if body.get("state") == "sleeping" or time.monotonic() > deadline:
+            break
+        os.sched_yield()
+    assert body["state"] == "sleeping", body
+    assert not ctx.host_sandbox_pids(), "a sleeping sandbox still has processes"
+    res = _exec(ctx, sid, "cat s.txt; pgrep sleep | wc -l")
+    assert res["stdout"] == "before-sleep\n0\n", res
+    ctx.json("DELETE", f"/v1/sandboxes/{sid}")
+    _wait_deleted(ctx, sid)
+
+
+def test_restart_keeps_sandboxes_and_workspaces(ctx):
+    sid = _new_id()
+    _exec(ctx, sid, "echo across-restart > r.txt")
+    ctx.stack.stop_sandboxd()
+    ctx.stack.start_sandboxd()
+    status, body = ctx.json("GET", f"/v1/sandboxes/{sid}")
+    assert status == 200 and body["state"] == "sleeping", body
+    res = _exec(ctx, sid, "cat r.txt")
+    assert res["stdout"] == "across-restart\n", res
+    ctx.json("DELETE", f"/v1/sandboxes/{sid}")
+    _wait_deleted(ctx, sid)
