@@ -425,14 +425,17 @@ persist_tick(struct master *m, uint64_t now)
 	for (uint32_t i = 0; i < sbx_table_capacity(m->table); i++) {
 		struct sbx_slot *s = sbx_table_slot(m->table, (int)i);
 		struct run *run;
+		uint64_t last;
 
 		if (s->state != SBX_SLOT_RUNNING || s->sleep_after_s == 0)
 			continue;
 		run = &m->runs[s->uid_slot];
 		if (run->state != RUN_AGENT || run->proc.killed)
 			continue;
-		if (wall - __atomic_load_n(&s->last_active_ms, __ATOMIC_RELAXED) >=
-		    (uint64_t)s->sleep_after_s * 1000) {
+		last = __atomic_load_n(&s->last_active_ms, __ATOMIC_RELAXED);
+		/* A worker running a command leases the sandbox until the command's
+		 * deadline: last_active_ms may lie in the future. */
+		if (last <= wall && wall - last >= (uint64_t)s->sleep_after_s * 1000) {
 			log_info("sandbox %s: idle for %u s, going to sleep", s->id,
 				 s->sleep_after_s);
 			sbx_kill(m->host, &run->proc);

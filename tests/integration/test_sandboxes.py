@@ -214,8 +214,8 @@ def test_killed_agent_is_replaced_and_workspace_kept(ctx):
     sid = _new_id()
     _exec(ctx, sid, "echo survives > keep.txt")
     pid = _agent_pid(ctx, sid)
-    os.kill(pid, signal.SIGKILL)
     fd = os.pidfd_open(pid)
+    os.kill(pid, signal.SIGKILL)
     import select
     select.select([fd], [], [], 10)
     os.close(fd)
@@ -231,12 +231,11 @@ def test_idle_sandbox_sleeps_and_wakes(ctx):
     status, body = ctx.json("PUT", f"/v1/sandboxes/{sid}", {"sleepAfter": 1})
     assert status == 201, body
     _exec(ctx, sid, "echo before-sleep > s.txt; sleep 600 &")
-    agent = _agent_pid(ctx, sid)
+    fd = os.pidfd_open(_agent_pid(ctx, sid))
     ctx.stack.wait_log(f"sandbox {sid}: idle for 1 s, going to sleep".encode(), 15)
     # The agent exits; the master marks the sandbox asleep when it reaps it.
     import select
     import time
-    fd = os.pidfd_open(agent)
     select.select([fd], [], [], 10)
     os.close(fd)
     deadline = time.monotonic() + 5
@@ -262,5 +261,16 @@ def test_restart_keeps_sandboxes_and_workspaces(ctx):
     assert status == 200 and body["state"] == "sleeping", body
     res = _exec(ctx, sid, "cat r.txt")
     assert res["stdout"] == "across-restart\n", res
+    ctx.json("DELETE", f"/v1/sandboxes/{sid}")
+    _wait_deleted(ctx, sid)
+
+
+def test_long_command_is_not_put_to_sleep(ctx):
+    """A command that runs longer than sleepAfter keeps its sandbox awake."""
+    sid = _new_id()
+    status, body = ctx.json("PUT", f"/v1/sandboxes/{sid}", {"sleepAfter": 1})
+    assert status == 201, body
+    res = _exec(ctx, sid, "sleep 2.5; echo finished", timeoutMs=10000)
+    assert res["stdout"] == "finished\n" and res["timedOut"] is False and res["signal"] is None, res
     ctx.json("DELETE", f"/v1/sandboxes/{sid}")
     _wait_deleted(ctx, sid)
