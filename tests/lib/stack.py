@@ -8,13 +8,13 @@ launcher process exiting after it daemonised (its sockets are bound by then).
 import http.client
 import json
 import os
-import select
 import shutil
 import signal
 import socket
 import ssl
 import subprocess
 import tempfile
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -108,42 +108,49 @@ class Stack:
                                          stdin=subprocess.DEVNULL, stdout=self.sandboxd_log,
                                          stderr=subprocess.PIPE)
         self._log_buf = b""
+        self._log_cond = threading.Condition()
+        self._log_eof = False
+        # sandboxd logs to stderr; a pipe nobody reads would fill up and stall it,
+        # so a thread drains it all the time into the log file and a buffer.
+        self._log_thread = threading.Thread(target=self._drain_log, args=(self.sandboxd,),
+                                            daemon=True)
+        self._log_thread.start()
         self.wait_log(b"listening on", 20)
 
-    def wait_log(self, needle, timeout):
-        """Reads sandboxd's stderr (copying it to the log file) until needle appears."""
+    def _drain_log(self, proc):
+        fd = proc.stderr.fileno()
+        while True:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                chunk = b""
+            with self._log_cond:
+                if not chunk:
+                    self._log_eof = True
+                    self._log_cond.notify_all()
+                    return
+                self._log_buf += chunk
+                self.sandboxd_log.write(chunk)
+                self.sandboxd_log.flush()
+                self._log_cond.notify_all()
+
+    def wait_log(self, needle, timeout, count=1):
+        """Waits until needle has appeared count times in sandboxd's log."""
         deadline = time.monotonic() + timeout
-        fd = self.sandboxd.stderr.fileno()
-        while needle not in self._log_buf:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise StackError(f"sandboxd did not log {needle!r}: {self._log_buf[-2000:]!r}")
-            r, _, _ = select.select([fd], [], [], left)
-            if not r:
-                continue
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                raise StackError(f"sandboxd exited ({self.sandboxd.wait()}): {self._log_buf[-2000:]!r}")
-            self._log_buf += chunk
-            self.sandboxd_log.write(chunk)
-            self.sandboxd_log.flush()
-        # Later lines are read by log_text(); keep the pipe from filling.
+        with self._log_cond:
+            while self._log_buf.count(needle) < count:
+                left = deadline - time.monotonic()
+                if self._log_eof:
+                    raise StackError(f"sandboxd exited ({self.sandboxd.wait()}): {self._log_buf[-2000:]!r}")
+                if left <= 0:
+                    raise StackError(f"sandboxd did not log {needle!r}: {self._log_buf[-2000:]!r}")
+                self._log_cond.wait(left)
         return True
 
     def log_text(self):
         """Everything sandboxd has logged so far."""
-        fd = self.sandboxd.stderr.fileno()
-        while True:
-            r, _, _ = select.select([fd], [], [], 0)
-            if not r:
-                break
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                break
-            self._log_buf += chunk
-            self.sandboxd_log.write(chunk)
-        self.sandboxd_log.flush()
-        return self._log_buf.decode("utf-8", "replace")
+        with self._log_cond:
+            return self._log_buf.decode("utf-8", "replace")
 
     def _start_nginx(self):
         # Daemon mode: the launcher exits once the listening sockets are bound.
@@ -165,7 +172,7 @@ class Stack:
                 self.sandboxd.kill()
                 self.sandboxd.wait()
         if self.sandboxd:
-            self.log_text()
+            self._log_thread.join(10)
             self.sandboxd.stderr.close()
             self.sandboxd_log.close()
         return self.sandboxd.returncode if self.sandboxd else None
