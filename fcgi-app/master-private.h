@@ -60,6 +60,7 @@ struct master {
 	uint64_t crash_window_ns;
 	struct sbx_table *table; /* persistent sandboxes, shared with the workers */
 	uint64_t idle_check_ns;	 /* next look for idle persistent sandboxes */
+	uint64_t wipe_retry_ns;	 /* next retry of a failed wipe */
 };
 
 uint64_t master_now_ns(void);

@@ -20,6 +20,7 @@
  *           of the same uid (find -delete as uid 1000, where no host path
  *           exists for a planted symlink to reach), rmdir it, forget the ID
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -28,6 +29,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -68,6 +70,32 @@ id_safe(const char *id)
 		      id[i] == '-'))
 			return false;
 	return true;
+}
+
+/*
+ * The table is shared with the workers, which are less trusted than the
+ * master: before acting on an entry (paths, kills, wipes), the master checks
+ * it against its own record of the slot (runs[]).  Returns the entry's uid
+ * slot, or -1 for an entry that does not match.
+ */
+static int
+entry_slot(struct master *m, const struct sbx_slot *s)
+{
+	uint32_t slot = s->uid_slot;
+	const struct run *run;
+
+	if (slot >= m->conf->uid_slots)
+		goto bad;
+	run = &m->runs[slot];
+	if ((run->state != RUN_AGENT && run->state != RUN_PARKED && run->state != RUN_WIPE) ||
+	    strncmp(run->id, s->id, sizeof(run->id)) != 0)
+		goto bad;
+	return (int)slot;
+bad:
+	log_error("sandbox table entry '%.63s' (uid slot %u) does not match the master's record; "
+		  "ignored",
+		  s->id, s->uid_slot);
+	return -1;
 }
 
 static void
@@ -144,25 +172,26 @@ agent_socket(struct master *m, const char *path)
 	return fd;
 }
 
-/* Starts the agent of table entry s (lock held).  0 or a negative errno. */
+/* Starts the agent of entry idx, of uid slot slot (lock held).  0 or a negative
+ * errno.  Names come from the master's record, not from the shared table. */
 static int
-start_agent(struct master *m, int idx)
+start_agent(struct master *m, int idx, int slot)
 {
 	struct sbx_slot *s = sbx_table_slot(m->table, idx);
-	struct run *run = &m->runs[s->uid_slot];
-	struct sbx_spec spec = { .hostname = s->id,
-				 .slot = s->uid_slot,
+	struct run *run = &m->runs[slot];
+	struct sbx_spec spec = { .hostname = run->id,
+				 .slot = (uint32_t)slot,
 				 .limits = limits(m->conf) };
 	struct sbx_err err = { 0 };
 	char sock[PATH_MAX], ws[PATH_MAX];
 	uint32_t gen = sbx_table_bump(m->table, idx);
 	int lfd, r;
 
-	socket_path(m, sock, sizeof(sock), s->uid_slot, gen);
-	path_of(m, ws, sizeof(ws), "workspaces", s->id);
+	socket_path(m, sock, sizeof(sock), (uint32_t)slot, gen);
+	path_of(m, ws, sizeof(ws), "workspaces", run->id);
 	lfd = agent_socket(m, sock);
 	if (lfd < 0) {
-		log_error("sandbox %s: agent socket %s: %s", s->id, sock, strerror(-lfd));
+		log_error("sandbox %s: agent socket %s: %s", run->id, sock, strerror(-lfd));
 		return lfd;
 	}
 	spec.listen_fd = lfd;
@@ -170,7 +199,7 @@ start_agent(struct master *m, int idx)
 	r = sbx_spawn(m->host, &spec, &run->proc, &err);
 	close(lfd); /* the agent has its own copy */
 	if (r < 0) {
-		log_error("sandbox %s: spawn failed at %s: %s", s->id, sbx_step_name(err.step),
+		log_error("sandbox %s: spawn failed at %s: %s", run->id, sbx_step_name(err.step),
 			  strerror(-r));
 		unlink(sock);
 		return r;
@@ -179,9 +208,31 @@ start_agent(struct master *m, int idx)
 	run->worker = -1;
 	run->stopped = run->timed_out = false;
 	run->generation = gen;
-	snprintf(run->id, sizeof(run->id), "%s", s->id);
 	s->state = SBX_SLOT_RUNNING;
 	s->agent_pid = run->proc.pid;
+	return 0;
+}
+
+/* Makes a fresh workspace directory that only the sandbox's user may enter. */
+static int
+make_workspace(struct master *m, const char *id, const char *ws, uint32_t slot)
+{
+	if (mkdir(ws, 0700) < 0) {
+		char aside[PATH_MAX + 32];
+
+		if (errno != EEXIST)
+			return -errno;
+		/* A workspace the table does not know (a table started afresh, an entry
+		 * dropped): never hand it to a new sandbox; set it aside for an operator. */
+		snprintf(aside, sizeof(aside), "%s/workspaces/.orphan-%s-%llu", m->conf->state_dir,
+			 id, (unsigned long long)wall_ms());
+		if (rename(ws, aside) < 0 || mkdir(ws, 0700) < 0)
+			return -errno;
+		log_warn("sandbox %s: an old workspace was left under that name; moved to %s", id,
+			 aside);
+	}
+	if (chown(ws, user_uid(m, slot), user_uid(m, slot)) < 0)
+		return -errno;
 	return 0;
 }
 
@@ -190,7 +241,7 @@ static int
 create(struct master *m, const char *id)
 {
 	char ws[PATH_MAX];
-	int slot = master_alloc_slot(m), idx;
+	int slot = master_alloc_slot(m), idx, r;
 	struct sbx_slot *s;
 
 	if (slot < 0)
@@ -203,12 +254,9 @@ create(struct master *m, const char *id)
 	s->sleep_after_s = 600;
 	s->limits = limits(m->conf);
 	path_of(m, ws, sizeof(ws), "workspaces", id);
-	/* Only the sandbox's own user (and root) may enter it. */
-	if ((mkdir(ws, 0700) < 0 && errno != EEXIST) ||
-	    chown(ws, user_uid(m, (uint32_t)slot), user_uid(m, (uint32_t)slot)) < 0) {
-		int r = -errno;
-
-		log_error("sandbox %s: workspace %s: %s", id, ws, strerror(errno));
+	r = make_workspace(m, id, ws, (uint32_t)slot);
+	if (r < 0) {
+		log_error("sandbox %s: workspace %s: %s", id, ws, strerror(-r));
 		sbx_table_remove(m->table, idx);
 		return r;
 	}
@@ -219,15 +267,16 @@ create(struct master *m, const char *id)
 	return idx;
 }
 
-/* Wipes the workspace of entry idx from inside a sandbox of its own uid. */
+/* Wipes the workspace of uid slot slot's sandbox from inside a sandbox of its
+ * own uid. */
 static void
-start_wipe(struct master *m, int idx)
+start_wipe(struct master *m, int slot)
 {
-	struct sbx_slot *s = sbx_table_slot(m->table, idx);
-	struct run *run = &m->runs[s->uid_slot];
-	struct sbx_spec spec = {
-		.hostname = "wipe", .slot = s->uid_slot, .listen_fd = -1, .limits = limits(m->conf)
-	};
+	struct run *run = &m->runs[slot];
+	struct sbx_spec spec = { .hostname = "wipe",
+				 .slot = (uint32_t)slot,
+				 .listen_fd = -1,
+				 .limits = limits(m->conf) };
 	struct sbx_prog prog = {
 		.argv = wipe_argv, .envp = wipe_env, .code_fd = -1, .stdin_fd = -1
 	};
@@ -235,7 +284,7 @@ start_wipe(struct master *m, int idx)
 	char ws[PATH_MAX];
 	int null, r;
 
-	path_of(m, ws, sizeof(ws), "workspaces", s->id);
+	path_of(m, ws, sizeof(ws), "workspaces", run->id);
 	spec.workspace_dir = ws;
 	null = open("/dev/null", O_WRONLY | O_CLOEXEC);
 	if (null < 0)
@@ -251,7 +300,7 @@ start_wipe(struct master *m, int idx)
 		run->stopped = run->timed_out = false;
 		run->deadline_ns = master_now_ns() + WIPE_TIMEOUT_NS;
 	} else {
-		log_error("sandbox %s: wipe failed at %s: %s; its workspace stays", s->id,
+		log_error("sandbox %s: wipe failed at %s: %s; retried later", run->id,
 			  sbx_step_name(err.step), strerror(-r));
 	}
 	close(null);
@@ -315,10 +364,28 @@ persist_reaped(struct master *m, int slot, const struct sbx_result *res)
 					  sbx_step_name(res->setup.step), strerror(res->setup.err));
 		} else if (s->state == SBX_SLOT_DESTROYING && !m->stopping) {
 			s->agent_pid = 0;
-			start_wipe(m, idx);
+			start_wipe(m, slot);
 		}
 	}
 	sbx_table_unlock(m->table);
+}
+
+/* An agent killed a moment ago (idle, or a previous wake that failed) but not
+ * yet reaped: reap it now, so that a new one can take its slot.  It was sent
+ * SIGKILL, so the wait is short. */
+static void
+reap_dying_agent(struct master *m, int slot)
+{
+	struct run *run = &m->runs[slot];
+	struct sbx_result res;
+	int st = 0;
+
+	while (waitpid(run->proc.pid, &st, __WALL) < 0 && errno == EINTR)
+		;
+	sbx_reap(m->host, &run->proc, st, &res);
+	sbx_table_unlock(m->table);
+	persist_reaped(m, slot, &res);
+	sbx_table_lock(m->table);
 }
 
 static void
@@ -326,7 +393,8 @@ ensure(struct master *m, int wi, const struct wire_sbx *req)
 {
 	struct sbx_slot *s;
 	bool created = false;
-	int idx, r;
+	uint64_t now = wall_ms();
+	int idx, slot, r;
 
 	idx = sbx_table_find(m->table, req->id, strlen(req->id));
 	if (idx < 0) {
@@ -344,18 +412,33 @@ ensure(struct master *m, int wi, const struct wire_sbx *req)
 			 sbx_table_slot(m->table, idx)->uid_slot);
 	}
 	s = sbx_table_slot(m->table, idx);
+	slot = entry_slot(m, s);
+	if (slot < 0) {
+		reply(m, wi, req->seq, -EIO, NULL, false);
+		return;
+	}
 	if (s->state == SBX_SLOT_DESTROYING) {
 		reply(m, wi, req->seq, -EBUSY, NULL, false);
 		return;
 	}
-	if (req->flags & WIRE_SBX_CONFIG) {
-		s->sleep_after_s = req->keep_alive ? 0 : req->sleep_after_s;
+	if (req->flags & WIRE_SBX_SLEEP)
+		s->sleep_after_s = req->sleep_after_s;
+	if (req->flags & WIRE_SBX_KEEP)
+		s->keep_alive = req->keep_alive != 0;
+	s->last_active_ms = now;
+	if (m->runs[slot].state == RUN_AGENT && m->runs[slot].proc.killed) {
+		reap_dying_agent(m, slot);
+		idx = sbx_table_find(m->table, req->id, strlen(req->id));
+		if (idx < 0) {
+			reply(m, wi, req->seq, -EBUSY, NULL, false);
+			return;
+		}
+		s = sbx_table_slot(m->table, idx);
 	}
-	s->last_active_ms = wall_ms();
 	if (s->state != SBX_SLOT_RUNNING) {
-		r = start_agent(m, idx);
+		r = start_agent(m, idx, slot);
 		if (r < 0) {
-			reply(m, wi, req->seq, -EIO, NULL, false);
+			reply(m, wi, req->seq, -EIO, NULL, created);
 			return;
 		}
 	}
@@ -365,7 +448,7 @@ ensure(struct master *m, int wi, const struct wire_sbx *req)
 static void
 destroy(struct master *m, int wi, const struct wire_sbx *req)
 {
-	int idx = sbx_table_find(m->table, req->id, strlen(req->id));
+	int idx = sbx_table_find(m->table, req->id, strlen(req->id)), slot;
 	struct sbx_slot *s;
 
 	if (idx < 0) {
@@ -373,18 +456,21 @@ destroy(struct master *m, int wi, const struct wire_sbx *req)
 		return;
 	}
 	s = sbx_table_slot(m->table, idx);
+	slot = entry_slot(m, s);
+	if (slot < 0) {
+		reply(m, wi, req->seq, -EIO, NULL, false);
+		return;
+	}
 	if (s->state == SBX_SLOT_DESTROYING) {
 		reply(m, wi, req->seq, 0, NULL, false);
 		return;
 	}
-	if (s->state == SBX_SLOT_RUNNING && m->runs[s->uid_slot].state == RUN_AGENT) {
+	s->state = SBX_SLOT_DESTROYING;
+	if (m->runs[slot].state == RUN_AGENT)
 		/* The wipe starts when the agent is reaped (persist_reaped()). */
-		s->state = SBX_SLOT_DESTROYING;
-		sbx_kill(m->host, &m->runs[s->uid_slot].proc);
-	} else {
-		s->state = SBX_SLOT_DESTROYING;
-		start_wipe(m, idx);
-	}
+		sbx_kill(m->host, &m->runs[slot].proc);
+	else if (m->runs[slot].state == RUN_PARKED)
+		start_wipe(m, slot);
 	reply(m, wi, req->seq, 0, NULL, false);
 }
 
@@ -426,15 +512,25 @@ persist_tick(struct master *m, uint64_t now)
 		struct sbx_slot *s = sbx_table_slot(m->table, (int)i);
 		struct run *run;
 		uint64_t last;
+		int slot;
 
-		if (s->state != SBX_SLOT_RUNNING || s->sleep_after_s == 0)
+		if (!sbx_slot_live(s) || (slot = entry_slot(m, s)) < 0)
 			continue;
-		run = &m->runs[s->uid_slot];
-		if (run->state != RUN_AGENT || run->proc.killed)
+		run = &m->runs[slot];
+		/* A deletion whose wipe failed is tried again, once a minute. */
+		if (s->state == SBX_SLOT_DESTROYING && run->state == RUN_PARKED &&
+		    now >= m->wipe_retry_ns) {
+			m->wipe_retry_ns = now + 60 * IDLE_CHECK_NS;
+			start_wipe(m, slot);
+			continue;
+		}
+		if (s->state != SBX_SLOT_RUNNING || s->keep_alive || run->state != RUN_AGENT ||
+		    run->proc.killed)
 			continue;
 		last = __atomic_load_n(&s->last_active_ms, __ATOMIC_RELAXED);
-		/* A worker running a command leases the sandbox until the command's
-		 * deadline: last_active_ms may lie in the future. */
+		/* Commands running keep it awake, up to their latest deadline. */
+		if (s->active_cmds > 0 && wall < s->busy_until_ms)
+			continue;
 		if (last <= wall && wall - last >= (uint64_t)s->sleep_after_s * 1000) {
 			log_info("sandbox %s: idle for %u s, going to sleep", s->id,
 				 s->sleep_after_s);
@@ -443,6 +539,24 @@ persist_tick(struct master *m, uint64_t now)
 	}
 	sbx_table_unlock(m->table);
 	return m->idle_check_ns;
+}
+
+/* The agents of the last run are gone, and so are the listeners of their sockets. */
+static void
+remove_stale_sockets(struct master *m)
+{
+	char path[PATH_MAX];
+	struct dirent *de;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "%s/agents", m->conf->state_dir);
+	d = opendir(path);
+	if (!d)
+		return;
+	while ((de = readdir(d)))
+		if (de->d_type == DT_SOCK)
+			unlinkat(dirfd(d), de->d_name, 0);
+	closedir(d);
 }
 
 int
@@ -457,6 +571,7 @@ persist_open(struct master *m)
 		if (mkdir(path, 0711) < 0 && errno != EEXIST)
 			return -errno;
 	}
+	remove_stale_sockets(m);
 	snprintf(path, sizeof(path), "%s/sandboxes.table", m->conf->state_dir);
 	r = sbx_table_open(path, m->conf->uid_slots, &m->table, &fresh);
 	if (r < 0) {
@@ -473,7 +588,8 @@ persist_open(struct master *m)
 
 		if (!sbx_slot_live(s))
 			continue;
-		if (s->uid_slot >= m->conf->uid_slots || m->runs[s->uid_slot].state != RUN_FREE) {
+		if (!id_safe(s->id) || s->uid_slot >= m->conf->uid_slots ||
+		    m->runs[s->uid_slot].state != RUN_FREE || s->state == SBX_SLOT_CREATING) {
 			log_error("sandbox %s: uid slot %u out of range or taken; forgetting it",
 				  s->id, s->uid_slot);
 			sbx_table_remove(m->table, (int)i);
@@ -483,8 +599,9 @@ persist_open(struct master *m)
 		snprintf(m->runs[s->uid_slot].id, sizeof(m->runs[0].id), "%s", s->id);
 		s->agent_pid = 0;
 		s->owner_pid = 0;
+		s->active_cmds = 0; /* the workers that counted them are gone too */
 		if (s->state == SBX_SLOT_DESTROYING)
-			start_wipe(m, (int)i);
+			start_wipe(m, (int)s->uid_slot);
 		else
 			s->state = SBX_SLOT_SLEEPING;
 	}

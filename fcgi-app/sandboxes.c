@@ -99,7 +99,7 @@ ask_master(struct api_req *req, uint32_t op, uint32_t flags, const char *id, uin
 
 /* Sends the error for a master's answer (or failure to answer) to op. */
 static int
-master_error(struct api_req *req, const char *id, int e)
+master_error(struct api_req *req, const char *id, const char *what, int e)
 {
 	switch (e) {
 	case -ENOENT:
@@ -114,8 +114,8 @@ master_error(struct api_req *req, const char *id, int e)
 	case -ESHUTDOWN:
 		return api_error(req, 503, "SERVICE_UNAVAILABLE", NULL, "sandboxd is stopping");
 	}
-	log_error("req %s: sandbox %s: master: %s", req->id, id, strerror(-e));
-	return api_error(req, 500, "INTERNAL_ERROR", NULL, "the sandbox could not be started: %s",
+	log_error("req %s: sandbox %s: %s: %s", req->id, id, what, strerror(-e));
+	return api_error(req, 500, "INTERNAL_ERROR", NULL, "the sandbox could not be %s: %s", what,
 			 strerror(-e));
 }
 
@@ -147,15 +147,12 @@ static json_t *
 sandbox_json(const struct sbx_slot *s)
 {
 	char created[32], active[32];
-	uint64_t last = __atomic_load_n(&s->last_active_ms, __ATOMIC_RELAXED);
-
 	iso_time(s->created_ms, created);
-	/* A command in flight holds a lease into the future (see touch()). */
-	iso_time(last > wall_ms() ? wall_ms() : last, active);
+	iso_time(s->last_active_ms, active);
 	return json_pack("{s:s, s:s, s:s, s:s, s:i, s:b, s:{s:I, s:f, s:i, s:I}, s:[]}", "id",
 			 s->id, "state", state_name(s->state), "createdAt", created, "lastActiveAt",
 			 active, "sleepAfter", (int)s->sleep_after_s, "keepAlive",
-			 s->sleep_after_s == 0, "limits", "memoryMB",
+			 s->keep_alive != 0, "limits", "memoryMB",
 			 (json_int_t)(s->limits.memory_bytes >> 20), "cpus",
 			 s->limits.cpu_millis / 1000.0, "pids", (int)s->limits.pids, "tmpMB",
 			 (json_int_t)(s->limits.tmp_bytes >> 20), "exposedPorts");
@@ -176,18 +173,31 @@ read_entry(struct api_req *req, const char *id, struct sbx_slot *ret)
 	return idx >= 0 ? 0 : -ENOENT;
 }
 
-/* Marks id active until until_ms: the idle reaper leaves it alone meanwhile. */
+/*
+ * Counts a command in (deadline_ms != 0) or out (0).  The idle reaper leaves
+ * a sandbox with commands running alone, until the latest of their
+ * deadlines: a worker that dies mid-command cannot keep it awake for ever.
+ */
 static void
-touch(struct api_req *req, const char *id, uint64_t until_ms)
+count_command(struct api_req *req, const char *id, uint64_t deadline_ms)
 {
 	int idx;
 
 	if (sbx_table_lock(req->table) < 0)
 		return;
 	idx = sbx_table_find(req->table, id, strlen(id));
-	if (idx >= 0)
-		__atomic_store_n(&sbx_table_slot(req->table, idx)->last_active_ms, until_ms,
-				 __ATOMIC_RELAXED);
+	if (idx >= 0) {
+		struct sbx_slot *s = sbx_table_slot(req->table, idx);
+
+		if (deadline_ms) {
+			s->active_cmds++;
+			if (s->busy_until_ms < deadline_ms)
+				s->busy_until_ms = deadline_ms;
+		} else if (s->active_cmds > 0) {
+			s->active_cmds--;
+		}
+		s->last_active_ms = wall_ms();
+	}
 	sbx_table_unlock(req->table);
 }
 
@@ -208,19 +218,20 @@ parse_duration(const json_t *v, uint32_t *ret)
 	if (!json_is_string(v))
 		return -EINVAL;
 	s = json_string_value(v);
+	if (*s < '0' || *s > '9')
+		return -EINVAL; /* no sign, no space */
 	errno = 0;
 	n = strtoull(s, &end, 10);
-	if (errno || end == s || n == 0)
+	/* Bound before scaling, so that no multiplication can wrap. */
+	if (errno || n == 0 || n > 7 * 86400 || (*end && end[1]))
 		return -EINVAL;
-	if (*end == 's' || *end == '\0')
-		;
-	else if (*end == 'm')
+	if (*end == 'm')
 		n *= 60;
 	else if (*end == 'h')
 		n *= 3600;
-	else
+	else if (*end != 's' && *end != '\0')
 		return -EINVAL;
-	if ((*end && end[1]) || n > 7 * 86400)
+	if (n > 7 * 86400)
 		return -EINVAL;
 	*ret = (uint32_t)n;
 	return 0;
@@ -253,7 +264,7 @@ put_sandbox(struct api_req *req, const char *id)
 						"'sleepAfter' must be seconds or a duration "
 						"such as \"30s\", \"10m\", \"1h\" (at most 7 days)");
 				}
-				flags |= WIRE_SBX_CONFIG;
+				flags |= WIRE_SBX_SLEEP;
 			} else if (strcmp(key, "keepAlive") == 0) {
 				if (!json_is_boolean(v)) {
 					json_decref(root);
@@ -261,7 +272,7 @@ put_sandbox(struct api_req *req, const char *id)
 							 "'keepAlive' must be true or false");
 				}
 				keep = json_is_true(v);
-				flags |= WIRE_SBX_CONFIG;
+				flags |= WIRE_SBX_KEEP;
 			} else {
 				char k[64];
 
@@ -280,9 +291,9 @@ put_sandbox(struct api_req *req, const char *id)
 	if (e == 0)
 		e = r.status;
 	if (e < 0)
-		return master_error(req, id, e);
+		return master_error(req, id, "started", e);
 	if (read_entry(req, id, &s) < 0)
-		return master_error(req, id, -ENOENT);
+		return master_error(req, id, "found", -ENOENT);
 	body = with_ok(sandbox_json(&s));
 	return api_send_json(req, r.created ? 201 : 200, body);
 }
@@ -293,7 +304,7 @@ get_sandbox(struct api_req *req, const char *id)
 	struct sbx_slot s;
 
 	if (read_entry(req, id, &s) < 0 || s.state == SBX_SLOT_DESTROYING)
-		return master_error(req, id, -ENOENT);
+		return master_error(req, id, "found", -ENOENT);
 	return api_send_json(req, 200, with_ok(sandbox_json(&s)));
 }
 
@@ -307,7 +318,7 @@ delete_sandbox(struct api_req *req, const char *id)
 	if (e == 0)
 		e = r.status;
 	if (e < 0)
-		return master_error(req, id, e);
+		return master_error(req, id, "deleted", e);
 	body = api_ok();
 	if (body)
 		json_object_set_new(body, "id", json_string(id));
@@ -547,10 +558,11 @@ on_agent(void *ctx)
 	return r < 0 ? r : 1;
 }
 
-/* Runs the command in sandbox id, waking or creating it first. */
+/* Runs the command in sandbox id, waking or creating it first.  A failure of
+ * the master's is returned in *ret_master (then the return value is 0). */
 static int
 run_command(struct api_req *req, const char *id, struct exec_args *a, struct output *o,
-	    struct sbx_exec_result *res)
+	    struct sbx_exec_result *res, int *ret_master)
 {
 	const char *argv[] = { "/bin/bash", "-c", a->command, NULL };
 	struct sbx_exec_req er = { .argv = argv,
@@ -563,14 +575,17 @@ run_command(struct api_req *req, const char *id, struct exec_args *a, struct out
 	char sock[PATH_MAX];
 	int e;
 
+	*ret_master = 0;
 	/* An agent can end between the master's answer and our connect (it slept
 	 * or crashed): then ask again, once. */
 	for (int attempt = 0;; attempt++) {
 		e = ask_master(req, WIRE_SBX_ENSURE, WIRE_SBX_CREATE, id, 0, false, &r);
 		if (e == 0)
 			e = r.status;
-		if (e < 0)
-			return e;
+		if (e < 0) {
+			*ret_master = e;
+			return 0;
+		}
 		snprintf(sock, sizeof(sock), "%s/agents/%u-%u.sock", req->conf->state_dir,
 			 r.uid_slot, r.generation);
 		w.conn = sbx_exec_connect(sock);
@@ -578,7 +593,7 @@ run_command(struct api_req *req, const char *id, struct exec_args *a, struct out
 			break;
 	}
 	if (w.conn < 0)
-		return w.conn;
+		return -EHOSTDOWN; /* the agent is not answering */
 	if (a->stdin_data) {
 		er.stdin_fd = stdin_fd(a);
 		if (er.stdin_fd < 0) {
@@ -588,8 +603,7 @@ run_command(struct api_req *req, const char *id, struct exec_args *a, struct out
 	}
 	er.stdout_fd = o->out_w;
 	er.stderr_fd = o->err_w;
-	/* A lease: the sandbox counts as active until the command's deadline. */
-	touch(req, id, wall_ms() + a->timeout_ms);
+	count_command(req, id, wall_ms() + a->timeout_ms + MASTER_WAIT_MS);
 	e = sbx_exec_send(w.conn, &er);
 	output_handed(o);
 	if (er.stdin_fd >= 0)
@@ -598,7 +612,7 @@ run_command(struct api_req *req, const char *id, struct exec_args *a, struct out
 		e = output_pump(o, w.conn, output_now_ms() + a->timeout_ms + MASTER_WAIT_MS,
 				on_agent, &w);
 	close(w.conn);
-	touch(req, id, wall_ms());
+	count_command(req, id, 0);
 	return e;
 }
 
@@ -611,7 +625,7 @@ execute(struct api_req *req, const char *id)
 	json_t *root, *body;
 	char ts[32];
 	uint64_t t0 = output_now_ms();
-	int status, e;
+	int status, e, from_master = 0;
 
 	api_timestamp(ts);
 	root = api_parse_body(req);
@@ -625,21 +639,31 @@ execute(struct api_req *req, const char *id)
 	}
 	e = output_open(&o, req->conf->output_max_bytes);
 	if (e == 0)
-		e = run_command(req, id, &a, &o, &res);
-	if (e == -EAGAIN || e == -EBUSY || e == -ESHUTDOWN || e == -ENOENT) {
-		status = master_error(req, id, e);
+		e = run_command(req, id, &a, &o, &res, &from_master);
+	if (from_master) {
+		status = master_error(req, id, "started", from_master);
+	} else if (e == -E2BIG) {
+		status =
+			api_error(req, 413, "PAYLOAD_TOO_LARGE", NULL,
+				  "the command and its environment pass %d bytes", SBX_STRINGS_MAX);
+	} else if (e == -EPIPE) {
+		/* The agent went away mid-command: the sandbox was deleted, or sandboxd
+		 * is stopping. */
+		status = api_error(req, 503, "SERVICE_UNAVAILABLE", NULL,
+				   "the sandbox ended while the command ran (deleted, or sandboxd "
+				   "stopping); retry");
 	} else if (e < 0) {
 		log_error("req %s: sandbox %s: command failed: %s", req->id, id, strerror(-e));
 		status = api_error(req, 500, "INTERNAL_ERROR", NULL,
 				   "the command failed inside "
 				   "sandboxd: %s",
 				   strerror(-e));
-	} else if (res.setup.step != SBX_STEP_NONE && res.setup.step != SBX_STEP_STDIO) {
+	} else if (res.setup.step != SBX_STEP_NONE && res.setup.step != SBX_STEP_CWD) {
 		status = api_error(req, 500, "INTERNAL_ERROR",
 				   json_pack("{s:s, s:s}", "step", sbx_step_name(res.setup.step),
 					     "error", strerror(res.setup.err)),
 				   "the command could not be started");
-	} else if (res.setup.step == SBX_STEP_STDIO) {
+	} else if (res.setup.step == SBX_STEP_CWD) {
 		/* The one set-up step the caller controls: cwd. */
 		status = api_error(
 			req, 400, "VALIDATION_FAILED",

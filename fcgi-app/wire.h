@@ -55,22 +55,24 @@ enum wire_sbx_op {
 };
 
 #define WIRE_SBX_CREATE 1u /* ENSURE: create it when missing */
-#define WIRE_SBX_CONFIG 2u /* ENSURE: apply sleep_after_s and keep_alive */
+#define WIRE_SBX_SLEEP 2u  /* ENSURE: set its sleep_after_s */
+#define WIRE_SBX_KEEP 4u   /* ENSURE: set its keep_alive */
 
 struct wire_sbx {
 	struct wire_hdr hdr;
 	uint32_t seq;
 	uint32_t op;		/* enum wire_sbx_op */
 	uint32_t flags;		/* WIRE_SBX_* */
-	uint32_t sleep_after_s; /* with CONFIG: idle seconds before sleeping */
-	uint32_t keep_alive;	/* with CONFIG: 1: never sleeps */
+	uint32_t sleep_after_s; /* with SLEEP: idle seconds before sleeping */
+	uint32_t keep_alive;	/* with KEEP: 1: never sleeps */
 	char id[64];		/* NUL-terminated sandbox ID, checked by both sides */
 };
 
 struct wire_sbx_reply {
 	struct wire_hdr hdr;
 	uint32_t seq;
-	int32_t status;	     /* 0, -ENOENT, -EAGAIN (no room), -EBUSY (being deleted), -EIO */
+	int32_t status;	     /* 0, -ENOENT, -EAGAIN (no room), -EBUSY (being deleted),
+				-ESHUTDOWN, -EINVAL, -EIO */
 	uint32_t created;    /* 1: this call created it */
 	uint32_t uid_slot;   /* its agent listens on STATE/agents/SLOT-GENERATION.sock */
 	uint32_t generation; /* of its current agent */

@@ -302,7 +302,8 @@ contain(struct child_args *a)
 {
 	const struct sbx_host *h = a->host;
 	const struct sbx_spec *s = a->spec;
-	int keep[6] = { a->sync_fd, a->report_fd, a->ctl_fd, h->agent_fd, h->seccomp_fd, a->listen_fd };
+	int keep[6] = { a->sync_fd,  a->report_fd,  a->ctl_fd,
+			h->agent_fd, h->seccomp_fd, a->listen_fd };
 	int agent;
 	char c;
 
@@ -373,11 +374,11 @@ contain(struct child_args *a)
 	    mount("tmpfs", "tmp", "tmpfs", MS_NOSUID | MS_NODEV, a->tmp_opts) < 0)
 		fail(a, SBX_STEP_MOUNT_TMP);
 	if (mkdir("workspace", 0755) < 0 ||
-	    (s->workspace_dir ? mount(s->workspace_dir, "workspace", NULL, MS_BIND, NULL) < 0 ||
-				     mount(NULL, "workspace", NULL,
-					   MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV, NULL) < 0
-			      : mount("tmpfs", "workspace", "tmpfs", MS_NOSUID | MS_NODEV,
-				      a->ws_opts) < 0))
+	    (s->workspace_dir
+		     ? mount(s->workspace_dir, "workspace", NULL, MS_BIND, NULL) < 0 ||
+			       mount(NULL, "workspace", NULL,
+				     MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV, NULL) < 0
+		     : mount("tmpfs", "workspace", "tmpfs", MS_NOSUID | MS_NODEV, a->ws_opts) < 0))
 		fail(a, SBX_STEP_MOUNT_WORKSPACE);
 	if (build_dev(a) < 0)
 		fail(a, SBX_STEP_MOUNT_DEV);
@@ -405,8 +406,9 @@ contain(struct child_args *a)
 	if (agent < 0)
 		fail(a, SBX_STEP_PROGRAM);
 	{
-		const char *argv[] = { "sandbox-agent", a->listen_fd >= 0 ? "serve" : "once",
-				       a->agent_args[0], a->agent_args[1], a->agent_args[2], NULL };
+		const char *argv[] = { "sandbox-agent",	 a->listen_fd >= 0 ? "serve" : "once",
+				       a->agent_args[0], a->agent_args[1],
+				       a->agent_args[2], NULL };
 		const char *envp[] = { NULL };
 
 		syscall(SYS_execveat, agent, "", argv, envp, AT_EMPTY_PATH);
@@ -445,7 +447,9 @@ sbx_spawn(struct sbx_host *host, const struct sbx_spec *spec, struct sbx_proc *r
 	  struct sbx_err *reterr)
 {
 	struct sbx_limits lim = spec->limits;
-	struct child_args a = { .host = host, .spec = spec, .lim = &lim, .listen_fd = spec->listen_fd };
+	struct child_args a = {
+		.host = host, .spec = spec, .lim = &lim, .listen_fd = spec->listen_fd
+	};
 	int syncp[2] = { -1, -1 }, repp[2] = { -1, -1 }, ctl[2] = { -1, -1 };
 	enum sbx_step step = SBX_STEP_PIPE;
 	uint64_t start = now_ns(), oom_base;

@@ -70,6 +70,7 @@ static const char *const step_names[SBX_STEP__MAX] = {
 	[SBX_STEP_LOOPBACK] = "bring up loopback",
 	[SBX_STEP_FORK] = "fork program",
 	[SBX_STEP_STDIO] = "set up stdio",
+	[SBX_STEP_CWD] = "enter the working directory",
 	[SBX_STEP_RLIMIT] = "set rlimits",
 	[SBX_STEP_CAPS] = "drop privileges",
 	[SBX_STEP_NO_NEW_PRIVS] = "set no_new_privs",

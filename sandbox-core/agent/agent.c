@@ -326,7 +326,7 @@ exec_program(const struct program *p)
 	    setrlimit(RLIMIT_FSIZE, &lim_fsize) < 0 || setrlimit(RLIMIT_NPROC, &lim_nproc) < 0)
 		fail(SBX_STEP_RLIMIT);
 	if (chdir(p->cwd[0] ? p->cwd : "/workspace") < 0)
-		fail(SBX_STEP_STDIO);
+		fail(SBX_STEP_CWD);
 
 	/* Capabilities: empty the bounding and ambient sets, then leave uid 0.  A
 	 * change from uid 0 to non-zero clears the permitted and effective sets. */

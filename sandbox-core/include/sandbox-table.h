@@ -24,7 +24,7 @@
 
 #include "sandbox.h"
 
-#define SBX_TABLE_VERSION 1
+#define SBX_TABLE_VERSION 2
 #define SBX_TABLE_ID_MAX 63 /* a DNS label */
 #define SBX_TABLE_PORTS 16  /* exposed ports per sandbox */
 
@@ -52,7 +52,10 @@ struct sbx_slot {
 	int32_t owner_pid;	       /* process in the middle of a transition; 0: none */
 	uint64_t created_ms;	       /* CLOCK_REALTIME, milliseconds */
 	uint64_t last_active_ms;       /* CLOCK_REALTIME, milliseconds */
-	uint32_t sleep_after_s;	       /* idle seconds before sleeping; 0: keepAlive */
+	uint32_t sleep_after_s;	       /* idle seconds before sleeping */
+	uint32_t keep_alive;	       /* 1: never sleeps */
+	uint32_t active_cmds;	       /* commands running now (workers count them) */
+	uint64_t busy_until_ms;	       /* the latest deadline of those commands */
 	uint32_t uid_slot;	       /* its range of host uids */
 	struct sbx_limits limits;
 	struct sbx_port_entry ports[SBX_TABLE_PORTS];

@@ -50,6 +50,7 @@ enum sbx_step {
 	SBX_STEP_LOOPBACK,
 	SBX_STEP_FORK,
 	SBX_STEP_STDIO,
+	SBX_STEP_CWD,
 	SBX_STEP_RLIMIT,
 	SBX_STEP_CAPS,
 	SBX_STEP_NO_NEW_PRIVS,
@@ -116,7 +117,7 @@ struct sbx_spec {
 	 * sandbox; its agent serves commands on this listening SOCK_SEQPACKET
 	 * socket (see sandbox-exec.h) until killed. */
 	int listen_fd;
-	uint32_t slot;	      /* uid slot, < uid_slots, unique among live sandboxes */
+	uint32_t slot; /* uid slot, < uid_slots, unique among live sandboxes */
 	struct sbx_limits limits;
 };
 

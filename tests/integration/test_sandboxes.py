@@ -59,7 +59,7 @@ def test_put_get_list_delete(ctx):
     assert body["createdAt"].endswith("Z") and body["success"] is True, body
     status, again = ctx.json("PUT", f"/v1/sandboxes/{sid}", {"keepAlive": True})
     assert status == 200 and again["createdAt"] == body["createdAt"], again
-    assert again["keepAlive"] is True and again["sleepAfter"] == 0, again
+    assert again["keepAlive"] is True and again["sleepAfter"] == 300, again
     status, got = ctx.json("GET", f"/v1/sandboxes/{sid}")
     assert status == 200 and got["id"] == sid and got["state"] == "running", got
     assert got["limits"]["memoryMB"] == 512 and got["exposedPorts"] == [], got
@@ -272,5 +272,41 @@ def test_long_command_is_not_put_to_sleep(ctx):
     assert status == 201, body
     res = _exec(ctx, sid, "sleep 2.5; echo finished", timeoutMs=10000)
     assert res["stdout"] == "finished\n" and res["timedOut"] is False and res["signal"] is None, res
+    ctx.json("DELETE", f"/v1/sandboxes/{sid}")
+    _wait_deleted(ctx, sid)
+
+
+def test_config_fields_are_independent_and_checked(ctx):
+    sid = _new_id()
+    status, body = ctx.json("PUT", f"/v1/sandboxes/{sid}", {"sleepAfter": "2h"})
+    assert status == 201 and body["sleepAfter"] == 7200 and body["keepAlive"] is False, body
+    status, body = ctx.json("PUT", f"/v1/sandboxes/{sid}", {"keepAlive": True})
+    assert status == 200 and body["sleepAfter"] == 7200 and body["keepAlive"] is True, body
+    for bad in ("5124095576030432h", "+5", " 5", "5d", "0", "10mm", 0, 8 * 86400, True):
+        status, body = ctx.json("PUT", f"/v1/sandboxes/{sid}", {"sleepAfter": bad})
+        assert status == 400 and body["code"] == "VALIDATION_FAILED", (bad, body)
+    status, body = ctx.json("GET", f"/v1/sandboxes/{sid}")
+    assert body["sleepAfter"] == 7200 and body["keepAlive"] is True, body
+    # A command that cannot fit the agent's limit is refused as too large.
+    status, body = ctx.json("POST", f"/v1/sandboxes/{sid}/api/execute",
+                            {"command": "echo " + "x" * 70000})
+    assert status == 413 and body["code"] == "PAYLOAD_TOO_LARGE", body
+    ctx.json("DELETE", f"/v1/sandboxes/{sid}")
+    _wait_deleted(ctx, sid)
+
+
+def test_leftover_workspace_is_never_handed_to_a_new_sandbox(ctx):
+    """A directory under workspaces/ that the table does not know (a table
+    started afresh, say) is set aside, not given to the next sandbox of that name."""
+    sid = _new_id()
+    old = _workspace(ctx, sid)
+    os.makedirs(old)
+    with open(os.path.join(old, "previous-owner.txt"), "w") as f:
+        f.write("not yours\n")
+    os.chmod(os.path.join(old, "previous-owner.txt"), 0o644)
+    res = _exec(ctx, sid, "ls -A /workspace | wc -l")
+    assert res["stdout"] == "0\n", res
+    aside = [d for d in os.listdir(os.path.dirname(old)) if d.startswith(f".orphan-{sid}-")]
+    assert len(aside) == 1, os.listdir(os.path.dirname(old))
     ctx.json("DELETE", f"/v1/sandboxes/{sid}")
     _wait_deleted(ctx, sid)
