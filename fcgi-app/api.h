@@ -16,6 +16,7 @@ struct api_req {
 	void *fcgx; /* FCGX_Request *, for worker.c only */
 	const struct conf *conf;
 	int master;		 /* socket to the master */
+	int client_fd;		 /* the FastCGI connection from nginx, to watch for hang-ups */
 	struct sbx_table *table; /* persistent sandboxes (read; last_active_ms written) */
 	const char *method;	 /* "GET" */
 	const char *path;	 /* decoded path, no query */
@@ -44,6 +45,17 @@ int api_error(struct api_req *req, int status, const char *code, json_t *context
 /* api_error() with extra header lines ("Allow: GET\r\n"). */
 int api_send_raw_error(struct api_req *req, int status, const char *headers, const char *code,
 		       json_t *context, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
+/*
+ * Server-sent events (text/event-stream).  api_stream_begin() sends the
+ * 200 headers (and tells nginx not to buffer); api_stream_event() sends one
+ * event whose data is the JSON object given (a reference is stolen);
+ * api_stream_comment() sends a comment line such as ": ping".  Each flushes,
+ * and returns 0 or -ECONNRESET once the client is gone.
+ */
+int api_stream_begin(struct api_req *req);
+int api_stream_event(struct api_req *req, json_t *event);
+int api_stream_comment(struct api_req *req, const char *text);
 
 /* Builds the error body; NULL only on allocation failure. */
 json_t *api_error_body(int status, const char *code, const char *message, json_t *context);

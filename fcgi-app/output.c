@@ -24,7 +24,7 @@ output_open(struct output *o, size_t max)
 {
 	int po[2], pe[2];
 
-	*o = (struct output){ .out_r = -1, .err_r = -1, .out_w = -1, .err_w = -1 };
+	*o = (struct output){ .out_r = -1, .err_r = -1, .out_w = -1, .err_w = -1, .watch_fd = -1 };
 	o->out.max = o->err.max = max;
 	if (pipe2(po, O_CLOEXEC) < 0)
 		return -errno;
@@ -54,15 +54,49 @@ output_handed(struct output *o)
 	o->out_w = o->err_w = -1;
 }
 
+/* How many bytes at the end of buf (len bytes) begin a UTF-8 sequence that
+ * is not complete yet: those wait for the next chunk. */
+static size_t
+incomplete_tail(const char *buf, size_t len)
+{
+	for (size_t back = 1; back <= 3 && back <= len; back++) {
+		unsigned char c = (unsigned char)buf[len - back];
+		size_t need;
+
+		if ((c & 0xc0) == 0x80)
+			continue; /* a continuation byte: look further back */
+		need = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
+		return need > back ? back : 0;
+	}
+	return 0;
+}
+
+/* Hands a chunk to on_chunk, holding back an incomplete trailing character. */
+static int
+emit(struct output *o, int stream, const char *data, size_t len)
+{
+	char buf[65536 + 4];
+	size_t *cl = &o->carry_len[stream - 1], n = *cl, tail;
+
+	memcpy(buf, o->carry[stream - 1], n);
+	memcpy(buf + n, data, len);
+	n += len;
+	tail = incomplete_tail(buf, n);
+	memcpy(o->carry[stream - 1], buf + n - tail, tail);
+	*cl = tail;
+	return n - tail ? o->on_chunk(o->stream_ctx, stream, buf, n - tail) : 0;
+}
+
 /* Reads what the pipe has; keeps up to max bytes and drops the rest. */
 static int
-drain(int fd, struct outbuf *b)
+drain(struct output *o, int fd, struct outbuf *b, int stream)
 {
 	char chunk[65536];
 
 	for (;;) {
 		ssize_t n = read(fd, chunk, sizeof(chunk));
 		size_t keep;
+		int r;
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -70,21 +104,37 @@ drain(int fd, struct outbuf *b)
 			return errno == EAGAIN ? 0 : -errno;
 		if (n == 0) {
 			b->eof = true;
+			/* A character cut short by the end of output goes out as it is. */
+			if (o->on_chunk && o->carry_len[stream - 1]) {
+				r = o->on_chunk(o->stream_ctx, stream, o->carry[stream - 1],
+						o->carry_len[stream - 1]);
+				o->carry_len[stream - 1] = 0;
+				if (r < 0)
+					return r;
+			}
 			return 0;
 		}
 		keep = b->max - b->len < (size_t)n ? b->max - b->len : (size_t)n;
 		if (keep < (size_t)n)
 			b->truncated = true;
-		if (keep) {
-			if (!b->data) {
-				/* Allocated on first output: most programs print little. */
-				b->data = malloc(b->max);
-				if (!b->data)
-					return -ENOMEM;
-			}
-			memcpy(b->data + b->len, chunk, keep);
+		if (!keep)
+			continue;
+		if (o->on_chunk) {
+			/* Streamed: counted against the cap, never kept. */
 			b->len += keep;
+			r = emit(o, stream, chunk, keep);
+			if (r < 0)
+				return r;
+			continue;
 		}
+		if (!b->data) {
+			/* Allocated on first output: most programs print little. */
+			b->data = malloc(b->max);
+			if (!b->data)
+				return -ENOMEM;
+		}
+		memcpy(b->data + b->len, chunk, keep);
+		b->len += keep;
 	}
 }
 
@@ -92,21 +142,38 @@ int
 output_pump(struct output *o, int sock, uint64_t give_up_ms, int (*on_sock)(void *ctx), void *ctx)
 {
 	bool done = false;
+	uint64_t next_tick = o->on_tick ? output_now_ms() + o->tick_ms : UINT64_MAX;
 	int r;
 
 	while (!done || !o->out.eof || !o->err.eof) {
-		struct pollfd p[3] = { { o->out.eof ? -1 : o->out_r, POLLIN, 0 },
+		struct pollfd p[4] = { { o->out.eof ? -1 : o->out_r, POLLIN, 0 },
 				       { o->err.eof ? -1 : o->err_r, POLLIN, 0 },
-				       { done ? -1 : sock, POLLIN, 0 } };
-		uint64_t now = output_now_ms();
+				       { done ? -1 : sock, POLLIN, 0 },
+				       { o->watch_fd, POLLRDHUP, 0 } };
+		uint64_t now = output_now_ms(),
+			 until = give_up_ms < next_tick ? give_up_ms : next_tick;
+		int n;
 
 		if (now >= give_up_ms)
 			return -ETIMEDOUT;
-		if (poll(p, 3, (int)(give_up_ms - now)) < 0 && errno != EINTR)
+		if (now >= next_tick) {
+			r = o->on_tick(o->stream_ctx);
+			if (r < 0)
+				return r;
+			next_tick = now + o->tick_ms;
+			continue;
+		}
+		n = poll(p, 4, (int)(until - now));
+		if (n < 0 && errno != EINTR)
 			return -errno;
-		if (p[0].revents && (r = drain(o->out_r, &o->out)) < 0)
+		/* Not POLLIN: the end of the request's stdin may still be unread there. */
+		if (p[3].revents & (POLLRDHUP | POLLHUP | POLLERR))
+			return -ECONNRESET;
+		if (n > 0 && o->on_tick)
+			next_tick = output_now_ms() + o->tick_ms; /* idle means nothing sent */
+		if (p[0].revents && (r = drain(o, o->out_r, &o->out, 1)) < 0)
 			return r;
-		if (p[1].revents && (r = drain(o->err_r, &o->err)) < 0)
+		if (p[1].revents && (r = drain(o, o->err_r, &o->err, 2)) < 0)
 			return r;
 		if (p[2].revents) {
 			r = on_sock(ctx);

@@ -24,6 +24,18 @@ struct output {
 	int out_r, err_r; /* read ends, non-blocking */
 	int out_w, err_w; /* write ends, until output_handed() */
 	struct outbuf out, err;
+	/* Streaming (optional): each kept chunk goes to on_chunk as it is read
+	 * (stream 1 stdout, 2 stderr), cut only between UTF-8 characters, and
+	 * nothing is kept in out/err.  on_tick runs every tick_ms while idle. */
+	int (*on_chunk)(void *ctx, int stream, const char *data, size_t len);
+	int (*on_tick)(void *ctx);
+	void *stream_ctx;
+	uint32_t tick_ms;
+	char carry[2][4]; /* an incomplete UTF-8 sequence held back, per stream */
+	size_t carry_len[2];
+	/* >= 0: nginx's connection; its hang-up (nginx closes it when the client
+	 * goes away) ends the pump with -ECONNRESET.  output_open() sets -1. */
+	int watch_fd;
 };
 
 /* Makes the pipes; max is the cap of each stream.  0 or a negative errno. */

@@ -558,22 +558,14 @@ on_agent(void *ctx)
 	return r < 0 ? r : 1;
 }
 
-/* Runs the command in sandbox id, waking or creating it first.  A failure of
- * the master's is returned in *ret_master (then the return value is 0). */
+/* Wakes or creates sandbox id and connects to its agent.  A failure of the
+ * master's comes back in *ret_master (the return value is then 0). */
 static int
-run_command(struct api_req *req, const char *id, struct exec_args *a, struct output *o,
-	    struct sbx_exec_result *res, int *ret_master)
+connect_agent(struct api_req *req, const char *id, int *ret_conn, int *ret_master)
 {
-	const char *argv[] = { "/bin/bash", "-c", a->command, NULL };
-	struct sbx_exec_req er = { .argv = argv,
-				   .envp = (const char *const *)a->env,
-				   .cwd = a->cwd,
-				   .timeout_ms = a->timeout_ms,
-				   .stdin_fd = -1 };
-	struct agent_wait w = { -1, res };
 	struct wire_sbx_reply r;
 	char sock[PATH_MAX];
-	int e;
+	int e, conn = -1;
 
 	*ret_master = 0;
 	/* An agent can end between the master's answer and our connect (it slept
@@ -588,32 +580,105 @@ run_command(struct api_req *req, const char *id, struct exec_args *a, struct out
 		}
 		snprintf(sock, sizeof(sock), "%s/agents/%u-%u.sock", req->conf->state_dir,
 			 r.uid_slot, r.generation);
-		w.conn = sbx_exec_connect(sock);
-		if (w.conn >= 0 || attempt == 1)
+		conn = sbx_exec_connect(sock);
+		if (conn >= 0 || attempt == 1)
 			break;
 	}
-	if (w.conn < 0)
+	if (conn < 0)
 		return -EHOSTDOWN; /* the agent is not answering */
+	*ret_conn = conn;
+	return 0;
+}
+
+/* Runs the command on an agent connection (which it closes), its output into o. */
+static int
+run_on(struct api_req *req, const char *id, struct exec_args *a, struct output *o, int conn,
+       struct sbx_exec_result *res)
+{
+	const char *argv[] = { "/bin/bash", "-c", a->command, NULL };
+	struct sbx_exec_req er = { .argv = argv,
+				   .envp = (const char *const *)a->env,
+				   .cwd = a->cwd,
+				   .timeout_ms = a->timeout_ms,
+				   .stdin_fd = -1 };
+	struct agent_wait w = { conn, res };
+	int e;
+
 	if (a->stdin_data) {
 		er.stdin_fd = stdin_fd(a);
 		if (er.stdin_fd < 0) {
-			close(w.conn);
+			close(conn);
 			return er.stdin_fd;
 		}
 	}
 	er.stdout_fd = o->out_w;
 	er.stderr_fd = o->err_w;
 	count_command(req, id, wall_ms() + a->timeout_ms + MASTER_WAIT_MS);
-	e = sbx_exec_send(w.conn, &er);
+	e = sbx_exec_send(conn, &er);
 	output_handed(o);
 	if (er.stdin_fd >= 0)
 		close(er.stdin_fd);
 	if (e == 0)
-		e = output_pump(o, w.conn, output_now_ms() + a->timeout_ms + MASTER_WAIT_MS,
-				on_agent, &w);
-	close(w.conn);
+		e = output_pump(o, conn, output_now_ms() + a->timeout_ms + MASTER_WAIT_MS, on_agent,
+				&w);
+	/* Closing the connection early (client gone, a failure here) kills the
+	 * command's whole tree: the agent sees the hang-up. */
+	close(conn);
 	count_command(req, id, 0);
 	return e;
+}
+
+/* Sends the error for a failure before any output, as JSON. */
+static int
+exec_error(struct api_req *req, const char *id, const struct exec_args *a, int from_master, int e,
+	   const struct sbx_exec_result *res)
+{
+	if (from_master)
+		return master_error(req, id, "started", from_master);
+	if (e == -E2BIG)
+		return api_error(req, 413, "PAYLOAD_TOO_LARGE", NULL,
+				 "the command and its environment pass %d bytes", SBX_STRINGS_MAX);
+	if (e == -EPIPE)
+		/* The agent went away mid-command: the sandbox was deleted, or sandboxd
+		 * is stopping. */
+		return api_error(req, 503, "SERVICE_UNAVAILABLE", NULL,
+				 "the sandbox ended while the command ran (deleted, or sandboxd "
+				 "stopping); retry");
+	if (e < 0) {
+		log_error("req %s: sandbox %s: command failed: %s", req->id, id, strerror(-e));
+		return api_error(req, 500, "INTERNAL_ERROR", NULL,
+				 "the command failed inside sandboxd: %s", strerror(-e));
+	}
+	if (res->setup.step == SBX_STEP_CWD)
+		/* The one set-up step the caller controls. */
+		return api_error(
+			req, 400, "VALIDATION_FAILED",
+			json_pack("{s:s, s:s}", "cwd", a->cwd, "error", strerror(res->setup.err)),
+			"cannot run in '%s': %s", a->cwd, strerror(res->setup.err));
+	return api_error(req, 500, "INTERNAL_ERROR",
+			 json_pack("{s:s, s:s}", "step", sbx_step_name(res->setup.step), "error",
+				   strerror(res->setup.err)),
+			 "the command could not be started");
+}
+
+/* Decodes the body and opens the output pipes.  0, or an HTTP status sent. */
+static int
+exec_prepare(struct api_req *req, const char *id, json_t **ret_root, struct exec_args *a,
+	     struct output *o)
+{
+	int status;
+
+	*ret_root = api_parse_body(req);
+	if (!*ret_root)
+		return 400;
+	status = decode_exec(req, *ret_root, id, a);
+	if (status)
+		return status;
+	if (output_open(o, req->conf->output_max_bytes) < 0)
+		return api_error(req, 500, "INTERNAL_ERROR", NULL, "out of pipes");
+	/* A client that goes away takes its command with it. */
+	o->watch_fd = req->client_fd;
+	return 0;
 }
 
 static int
@@ -621,65 +686,135 @@ execute(struct api_req *req, const char *id)
 {
 	struct exec_args a = { 0 };
 	struct sbx_exec_result res = { 0 };
-	struct output o;
-	json_t *root, *body;
+	struct output o = { .out_r = -1, .err_r = -1, .out_w = -1, .err_w = -1 };
+	json_t *root = NULL, *body;
 	char ts[32];
 	uint64_t t0 = output_now_ms();
-	int status, e, from_master = 0;
+	int status, e, from_master = 0, conn = -1;
 
 	api_timestamp(ts);
-	root = api_parse_body(req);
-	if (!root)
-		return 400;
-	status = decode_exec(req, root, id, &a);
-	if (status) {
-		free_env(&a);
-		json_decref(root);
-		return status;
+	status = exec_prepare(req, id, &root, &a, &o);
+	if (status)
+		goto out;
+	e = connect_agent(req, id, &conn, &from_master);
+	if (e == 0 && !from_master)
+		e = run_on(req, id, &a, &o, conn, &res);
+	if (e == -ECONNRESET) {
+		status = 499; /* nobody to answer: nginx's "client closed request" */
+		goto out;
 	}
-	e = output_open(&o, req->conf->output_max_bytes);
-	if (e == 0)
-		e = run_command(req, id, &a, &o, &res, &from_master);
-	if (from_master) {
-		status = master_error(req, id, "started", from_master);
-	} else if (e == -E2BIG) {
-		status =
-			api_error(req, 413, "PAYLOAD_TOO_LARGE", NULL,
-				  "the command and its environment pass %d bytes", SBX_STRINGS_MAX);
-	} else if (e == -EPIPE) {
-		/* The agent went away mid-command: the sandbox was deleted, or sandboxd
-		 * is stopping. */
-		status = api_error(req, 503, "SERVICE_UNAVAILABLE", NULL,
-				   "the sandbox ended while the command ran (deleted, or sandboxd "
-				   "stopping); retry");
-	} else if (e < 0) {
-		log_error("req %s: sandbox %s: command failed: %s", req->id, id, strerror(-e));
-		status = api_error(req, 500, "INTERNAL_ERROR", NULL,
-				   "the command failed inside "
-				   "sandboxd: %s",
-				   strerror(-e));
-	} else if (res.setup.step != SBX_STEP_NONE && res.setup.step != SBX_STEP_CWD) {
-		status = api_error(req, 500, "INTERNAL_ERROR",
-				   json_pack("{s:s, s:s}", "step", sbx_step_name(res.setup.step),
-					     "error", strerror(res.setup.err)),
-				   "the command could not be started");
-	} else if (res.setup.step == SBX_STEP_CWD) {
-		/* The one set-up step the caller controls: cwd. */
-		status = api_error(
-			req, 400, "VALIDATION_FAILED",
-			json_pack("{s:s, s:s}", "cwd", a.cwd, "error", strerror(res.setup.err)),
-			"cannot run in '%s': %s", a.cwd, strerror(res.setup.err));
+	if (from_master || e < 0 || res.setup.step != SBX_STEP_NONE) {
+		status = exec_error(req, id, &a, from_master, e, &res);
+		goto out;
+	}
+	body = json_pack("{s:b, s:i, s:o, s:o, s:s, s:I, s:s, s:s, s:b, s:b, s:o}", "success",
+			 res.exit_code == 0 && !res.timed_out, "exitCode", res.exit_code, "stdout",
+			 output_text(&o.out), "stderr", output_text(&o.err), "command", a.command,
+			 "duration", (json_int_t)(output_now_ms() - t0), "timestamp", ts,
+			 "sessionId", a.session, "timedOut", res.timed_out, "truncated",
+			 o.out.truncated || o.err.truncated, "signal",
+			 res.signal ? json_integer(res.signal) : json_null());
+	status = api_send_json(req, 200, body);
+out:
+	output_close(&o);
+	free_env(&a);
+	json_decref(root);
+	return status;
+}
+
+/* ---- streaming (SSE) ------------------------------------------------------ */
+
+#define PING_MS 15000
+
+static json_t *
+event(const char *type)
+{
+	char ts[32];
+
+	api_timestamp(ts);
+	return json_pack("{s:s, s:s}", "type", type, "timestamp", ts);
+}
+
+static int
+on_chunk(void *ctx, int stream, const char *data, size_t len)
+{
+	struct api_req *req = ctx;
+	json_t *ev = event(stream == 1 ? "stdout" : "stderr");
+	size_t clen;
+	char *clean = api_utf8_clean(data, len, &clen);
+
+	if (!ev || !clean) {
+		json_decref(ev);
+		free(clean);
+		return -ENOMEM;
+	}
+	json_object_set_new(ev, "data", json_stringn_nocheck(clean, clen));
+	free(clean);
+	return api_stream_event(req, ev);
+}
+
+static int
+on_tick(void *ctx)
+{
+	return api_stream_comment(ctx, "ping");
+}
+
+static int
+execute_stream(struct api_req *req, const char *id)
+{
+	struct exec_args a = { 0 };
+	struct sbx_exec_result res = { 0 };
+	struct output o = { .out_r = -1, .err_r = -1, .out_w = -1, .err_w = -1 };
+	json_t *root = NULL, *ev;
+	int status, e, from_master = 0, conn = -1;
+
+	status = exec_prepare(req, id, &root, &a, &o);
+	if (status)
+		goto out;
+	/* Failures before the command starts are plain HTTP errors; after the
+	 * headers, every stream ends with a "complete" or an "error" event. */
+	e = connect_agent(req, id, &conn, &from_master);
+	if (from_master || e < 0) {
+		status = exec_error(req, id, &a, from_master, e, &res);
+		goto out;
+	}
+	status = 200;
+	ev = event("start");
+	if (ev)
+		json_object_set_new(ev, "command", json_string(a.command));
+	if (api_stream_begin(req) < 0 || api_stream_event(req, ev) < 0) {
+		close(conn);
+		goto out;
+	}
+	o.on_chunk = on_chunk;
+	o.on_tick = on_tick;
+	o.stream_ctx = req;
+	o.tick_ms = PING_MS;
+	e = run_on(req, id, &a, &o, conn, &res);
+	if (e == -ECONNRESET)
+		goto out; /* the client is gone; the command died with the connection */
+	if (e < 0 || res.setup.step != SBX_STEP_NONE) {
+		ev = event("error");
+		if (ev)
+			json_object_set_new(
+				ev, "error",
+				json_string(e < 0 ? strerror(-e)
+					    : res.setup.step == SBX_STEP_CWD
+						    ? "cannot run in that working directory"
+						    : sbx_step_name(res.setup.step)));
 	} else {
-		body = json_pack("{s:b, s:i, s:o, s:o, s:s, s:I, s:s, s:s, s:b, s:b, s:o}",
-				 "success", res.exit_code == 0 && !res.timed_out, "exitCode",
-				 res.exit_code, "stdout", output_text(&o.out), "stderr",
-				 output_text(&o.err), "command", a.command, "duration",
-				 (json_int_t)(output_now_ms() - t0), "timestamp", ts, "sessionId",
-				 a.session, "timedOut", res.timed_out, "truncated",
-				 o.out.truncated || o.err.truncated, "signal",
-				 res.signal ? json_integer(res.signal) : json_null());
-		status = api_send_json(req, 200, body);
+		ev = event("complete");
+		if (ev) {
+			json_object_set_new(ev, "exitCode", json_integer(res.exit_code));
+			json_object_set_new(ev, "timedOut", json_boolean(res.timed_out));
+			json_object_set_new(ev, "truncated",
+					    json_boolean(o.out.truncated || o.err.truncated));
+			json_object_set_new(ev, "signal",
+					    res.signal ? json_integer(res.signal) : json_null());
+		}
 	}
+	api_stream_event(req, ev);
+out:
 	output_close(&o);
 	free_env(&a);
 	json_decref(root);
@@ -712,6 +847,12 @@ sandboxes_route(struct api_req *req)
 					  "METHOD_NOT_ALLOWED", NULL,
 					  "this route does not accept that method");
 	}
+	if (strcmp(rest, "/api/execute/stream") == 0) {
+		if (strcmp(req->method, "POST") == 0)
+			return execute_stream(req, id);
+		return api_send_raw_error(req, 405, "Allow: POST\r\n", "METHOD_NOT_ALLOWED", NULL,
+					  "this route does not accept that method");
+	}
 	if (strcmp(rest, "/api/execute") == 0) {
 		if (strcmp(req->method, "POST") == 0)
 			return execute(req, id);
@@ -719,5 +860,6 @@ sandboxes_route(struct api_req *req)
 					  "this route does not accept that method");
 	}
 	return api_error(req, 404, "NOT_FOUND", NULL,
-			 "no such sandbox route (this version has /api/execute)");
+			 "no such sandbox route (this version has /api/execute and "
+			 "/api/execute/stream)");
 }

@@ -80,6 +80,54 @@ api_send_raw_error(struct api_req *req, int status, const char *headers, const c
 	return send_json_headers(req, status, headers, api_error_body(status, code, msg, context));
 }
 
+int
+api_stream_begin(struct api_req *req)
+{
+	FCGX_Request *rq = req->fcgx;
+
+	/* X-Accel-Buffering: nginx passes each event on as it comes. */
+	if (FCGX_FPrintF(rq->out,
+			 "Status: 200 OK\r\n"
+			 "Content-Type: text/event-stream\r\n"
+			 "Cache-Control: no-store\r\n"
+			 "X-Accel-Buffering: no\r\n"
+			 "X-Request-Id: %s\r\n"
+			 "\r\n",
+			 req->id) < 0 ||
+	    FCGX_FFlush(rq->out) < 0)
+		return -ECONNRESET;
+	return 0;
+}
+
+int
+api_stream_event(struct api_req *req, json_t *event)
+{
+	FCGX_Request *rq = req->fcgx;
+	char *text = event ? json_dumps(event, JSON_COMPACT) : NULL;
+	int r = 0;
+
+	json_decref(event);
+	if (!text)
+		return -ENOMEM;
+	/* JSON_COMPACT output has no newline, so it fits on one data: line. */
+	if (FCGX_PutStr("data: ", 6, rq->out) < 0 ||
+	    FCGX_PutStr(text, (int)strlen(text), rq->out) < 0 ||
+	    FCGX_PutStr("\n\n", 2, rq->out) < 0 || FCGX_FFlush(rq->out) < 0)
+		r = -ECONNRESET;
+	free(text);
+	return r;
+}
+
+int
+api_stream_comment(struct api_req *req, const char *text)
+{
+	FCGX_Request *rq = req->fcgx;
+
+	if (FCGX_FPrintF(rq->out, ": %s\n\n", text) < 0 || FCGX_FFlush(rq->out) < 0)
+		return -ECONNRESET;
+	return 0;
+}
+
 /* Parses CONTENT_LENGTH strictly: digits only, no sign, no overflow. */
 static int
 content_length(const char *s, size_t *ret)
@@ -103,7 +151,9 @@ static void
 serve(FCGX_Request *rq, const struct conf *conf, struct sbx_table *table, int master,
       unsigned long nreq)
 {
-	struct api_req req = { .fcgx = rq, .conf = conf, .table = table, .master = master };
+	struct api_req req = {
+		.fcgx = rq, .conf = conf, .table = table, .master = master, .client_fd = rq->ipcFd
+	};
 	const char *uri;
 	route_handler handler;
 	size_t len;

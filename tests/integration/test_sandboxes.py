@@ -310,3 +310,90 @@ def test_leftover_workspace_is_never_handed_to_a_new_sandbox(ctx):
     assert len(aside) == 1, os.listdir(os.path.dirname(old))
     ctx.json("DELETE", f"/v1/sandboxes/{sid}")
     _wait_deleted(ctx, sid)
+
+
+def _sse_events(resp):
+    """Yields each event's JSON data from a text/event-stream response."""
+    import json as _json
+    data = []
+    while True:
+        line = resp.fp.readline()
+        if not line:
+            return
+        line = line.decode().rstrip("\r\n")
+        if line.startswith("data: "):
+            data.append(line[6:])
+        elif line == "" and data:
+            yield _json.loads("\n".join(data))
+            data = []
+
+
+def _open_stream(ctx, sid, body):
+    import json as _json
+    conn = ctx.stack.connection()
+    conn.request("POST", f"/v1/sandboxes/{sid}/api/execute/stream", body=_json.dumps(body),
+                 headers={"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    return conn, resp
+
+
+def test_stream_delivers_output_as_it_is_written(ctx):
+    """The command cannot finish until the test, having seen its first line
+    on the stream, lets it: so that line was streamed before the end."""
+    sid = _new_id()
+    _exec(ctx, sid, "rm -f go")
+    conn, resp = _open_stream(ctx, sid, {"command": "echo one; while [ ! -f go ]; do sleep 0.02; done; "
+                                                    "echo two >&2; printf 'caf\\303\\251'; exit 3"})
+    assert resp.status == 200 and resp.getheader("Content-Type") == "text/event-stream", resp.status
+    events = _sse_events(resp)
+    first = next(events)
+    assert first["type"] == "start" and first["command"].startswith("echo one"), first
+    second = next(events)
+    assert second == {**second, "type": "stdout", "data": "one\n"}, second
+    # Only now can the command go on.
+    assert _exec(ctx, sid, "touch go")["exitCode"] == 0
+    rest = list(events)
+    conn.close()
+    assert rest[-1]["type"] == "complete" and rest[-1]["exitCode"] == 3, rest
+    out = "".join(e["data"] for e in rest if e["type"] == "stdout")
+    err = "".join(e["data"] for e in rest if e["type"] == "stderr")
+    assert out == "café" and err == "two\n", rest
+    assert all(e["timestamp"].endswith("Z") for e in rest), rest
+    ctx.json("DELETE", f"/v1/sandboxes/{sid}")
+    _wait_deleted(ctx, sid)
+
+
+def test_stream_client_gone_kills_the_command(ctx):
+    import select
+    sid = _new_id()
+    conn, resp = _open_stream(ctx, sid, {"command": "echo started; exec sleep 300"})
+    events = _sse_events(resp)
+    assert next(events)["type"] == "start"
+    assert next(events)["data"] == "started\n"
+    pids = ctx.stack.sandbox_pids()
+    assert pids, "the command is not running"
+    fds = [os.pidfd_open(p) for p in pids]
+    conn.close()
+    # Every process of the command ends: the worker's hang-up reaches the agent.
+    for fd in fds:
+        r, _, _ = select.select([fd], [], [], 10)
+        assert r, "a process of the command outlived its client"
+        os.close(fd)
+    assert ctx.healthy()
+    ctx.json("DELETE", f"/v1/sandboxes/{sid}")
+    _wait_deleted(ctx, sid)
+
+
+def test_stream_errors_before_start_are_plain_json(ctx):
+    status, body = ctx.json("POST", "/v1/sandboxes/BAD/api/execute/stream", {"command": "true"})
+    assert status == 400 and body["code"] == "INVALID_SANDBOX_ID", body
+    sid = _new_id()
+    status, body = ctx.json("POST", f"/v1/sandboxes/{sid}/api/execute/stream", {"nocommand": 1})
+    assert status == 400 and body["code"] == "VALIDATION_FAILED", body
+    # A timeout ends the stream with a complete event that says so.
+    conn, resp = _open_stream(ctx, sid, {"command": "sleep 30", "timeoutMs": 300})
+    events = list(_sse_events(resp))
+    conn.close()
+    assert events[-1]["type"] == "complete" and events[-1]["timedOut"] is True, events
+    ctx.json("DELETE", f"/v1/sandboxes/{sid}")
+    _wait_deleted(ctx, sid)
