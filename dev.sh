@@ -20,7 +20,7 @@ packages=(
 	libfcgi-dev libjansson-dev libseccomp-dev libpcre2-dev libcmocka-dev libcurl4-openssl-dev
 	nginx openssl ca-certificates curl
 	python3 python-is-python3 python3-numpy python3-pandas python3-matplotlib
-	nodejs bubblewrap clang libclang-rt-14-dev
+	nodejs npm bubblewrap clang libclang-rt-14-dev
 )
 
 need_root() {
@@ -33,8 +33,12 @@ need_root() {
 deps() {
 	local missing=()
 	for p in "${packages[@]}"; do
-		# nodejs may come from elsewhere than Debian (a node binary on PATH is enough).
+		# node and npm may come from elsewhere than Debian (NodeSource's nodejs
+		# bundles npm): a binary on PATH is enough.
 		if [ "$p" = nodejs ] && command -v node >/dev/null 2>&1; then
+			continue
+		fi
+		if [ "$p" = npm ] && command -v npm >/dev/null 2>&1; then
 			continue
 		fi
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
@@ -43,6 +47,10 @@ deps() {
 		echo "dev.sh: installing ${missing[*]}"
 		apt-get update -qq
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	fi
+	# The official client, for the compatibility tests (from the npm registry).
+	if [ ! -d "$here/tests/client/node_modules/@cloudflare/sandbox" ]; then
+		(cd "$here/tests/client" && npm ci --no-audit --no-fund >/dev/null)
 	fi
 	# The unprivileged user of the FastCGI workers.
 	id sandboxd >/dev/null 2>&1 ||
