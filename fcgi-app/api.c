@@ -30,6 +30,15 @@ api_reason(int status)
 	return "Unknown";
 }
 
+uint64_t
+api_wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 void
 api_timestamp(char buf[static 32])
 {

@@ -8,6 +8,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "conf.h"
 #include "sandbox-table.h"
@@ -62,6 +63,9 @@ json_t *api_error_body(int status, const char *code, const char *message, json_t
 
 /* A new object {"success": true, "timestamp": now}; NULL on allocation failure. */
 json_t *api_ok(void);
+
+/* The time of day (CLOCK_REALTIME) in milliseconds since the epoch. */
+uint64_t api_wall_ms(void);
 
 /* Writes the current UTC time as "2026-11-22T02:07:16.123Z". */
 void api_timestamp(char buf[static 32]);

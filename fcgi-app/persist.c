@@ -33,6 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "api.h"
 #include "log.h"
 #include "master-private.h"
 
@@ -46,15 +47,6 @@ static const char *const wipe_argv[] = {
 	"chmod -R u+rwX /workspace 2>/dev/null; exec find /workspace -mindepth 1 -delete", NULL
 };
 static const char *const wipe_env[] = { "PATH=/usr/bin:/bin", NULL };
-
-static uint64_t
-wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /* The worker checked the ID against the API's rule; the master, as root, checks
  * again what makes it safe in a path: [a-z0-9-], 1 to 63 bytes, not "-" first. */
@@ -225,7 +217,7 @@ make_workspace(struct master *m, const char *id, const char *ws, uint32_t slot)
 		/* A workspace the table does not know (a table started afresh, an entry
 		 * dropped): never hand it to a new sandbox; set it aside for an operator. */
 		snprintf(aside, sizeof(aside), "%s/workspaces/.orphan-%s-%llu", m->conf->state_dir,
-			 id, (unsigned long long)wall_ms());
+			 id, (unsigned long long)api_wall_ms());
 		if (rename(ws, aside) < 0 || mkdir(ws, 0700) < 0)
 			return -errno;
 		log_warn("sandbox %s: an old workspace was left under that name; moved to %s", id,
@@ -393,7 +385,7 @@ ensure(struct master *m, int wi, const struct wire_sbx *req)
 {
 	struct sbx_slot *s;
 	bool created = false;
-	uint64_t now = wall_ms();
+	uint64_t now = api_wall_ms();
 	int idx, slot, r;
 
 	idx = sbx_table_find(m->table, req->id, strlen(req->id));
@@ -507,7 +499,7 @@ persist_tick(struct master *m, uint64_t now)
 	m->idle_check_ns = now + IDLE_CHECK_NS;
 	if (m->stopping || sbx_table_lock(m->table) < 0)
 		return m->idle_check_ns;
-	wall = wall_ms();
+	wall = api_wall_ms();
 	for (uint32_t i = 0; i < sbx_table_capacity(m->table); i++) {
 		struct sbx_slot *s = sbx_table_slot(m->table, (int)i);
 		struct run *run;

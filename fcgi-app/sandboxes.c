@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "id.h"
+#include "api.h"
 #include "log.h"
 #include "output.h"
 #include "sandbox-exec.h"
@@ -28,15 +29,6 @@
 #define EXEC_ENV_MAX 128     /* variables a request may add */
 #define EXEC_CWD_LEN 255     /* bytes of cwd */
 #define MASTER_WAIT_MS 30000 /* a master that does not answer by then is wedged */
-
-static uint64_t
-wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static void
 iso_time(uint64_t ms, char buf[static 32])
@@ -196,7 +188,7 @@ count_command(struct api_req *req, const char *id, uint64_t deadline_ms)
 		} else if (s->active_cmds > 0) {
 			s->active_cmds--;
 		}
-		s->last_active_ms = wall_ms();
+		s->last_active_ms = api_wall_ms();
 	}
 	sbx_table_unlock(req->table);
 }
@@ -613,7 +605,7 @@ run_on(struct api_req *req, const char *id, struct exec_args *a, struct output *
 	}
 	er.stdout_fd = o->out_w;
 	er.stderr_fd = o->err_w;
-	count_command(req, id, wall_ms() + a->timeout_ms + MASTER_WAIT_MS);
+	count_command(req, id, api_wall_ms() + a->timeout_ms + MASTER_WAIT_MS);
 	e = sbx_exec_send(conn, &er);
 	output_handed(o);
 	if (er.stdin_fd >= 0)

@@ -313,19 +313,24 @@ def test_leftover_workspace_is_never_handed_to_a_new_sandbox(ctx):
 
 
 def _sse_events(resp):
-    """Yields each event's JSON data from a text/event-stream response."""
+    """Yields each event's JSON data from a text/event-stream response, and stops
+    after the terminal event (the stream's contract: it always ends with one),
+    without waiting for the kept-alive connection to close."""
     import json as _json
     data = []
     while True:
-        line = resp.fp.readline()
+        line = resp.readline()
         if not line:
             return
         line = line.decode().rstrip("\r\n")
         if line.startswith("data: "):
             data.append(line[6:])
         elif line == "" and data:
-            yield _json.loads("\n".join(data))
+            ev = _json.loads("\n".join(data))
             data = []
+            yield ev
+            if ev.get("type") in ("complete", "error"):
+                return
 
 
 def _open_stream(ctx, sid, body):
