@@ -46,6 +46,7 @@ static const struct conf_key keys[] = {
 	K("uid_base", T_U32, uid_base, 65536, 3000000000u),
 	K("uid_slots", T_U32, uid_slots, 1, 16384),
 	K("warm_pool", T_U32, warm_pool, 0, 256),
+	K("warm_sandboxes", T_U32, warm_sandboxes, 0, 256),
 	K("api_keys", T_KEYS, api_keys, 0, 0),
 	/* nginx refuses bodies over 32 MiB (client_max_body_size) before they reach us. */
 	K("max_body_bytes", T_U64, max_body_bytes, 1024, 32ull << 20),
@@ -81,6 +82,7 @@ conf_defaults(struct conf *c)
 		.uid_base = 200000000u,
 		.uid_slots = 1024,
 		.warm_pool = 4,
+		.warm_sandboxes = 2,
 		.max_body_bytes = 32ull << 20,
 		.output_max_bytes = 1ull << 20,
 		.exec_timeout_ms = 30000,
@@ -361,9 +363,10 @@ conf_check(const struct conf *c, char *errbuf, size_t errlen)
 			    c->exec_timeout_ms, c->exec_timeout_max_ms);
 	if ((uint64_t)c->uid_base + (uint64_t)c->uid_slots * 65536u > 4294967294ull)
 		return fail(errbuf, errlen, "uid_base + uid_slots * 65536 passes the largest uid");
-	if (c->warm_pool >= c->uid_slots)
-		return fail(errbuf, errlen, "warm_pool (%u) must be smaller than uid_slots (%u)",
-			    c->warm_pool, c->uid_slots);
+	if ((uint64_t)c->warm_pool + c->warm_sandboxes >= c->uid_slots)
+		return fail(errbuf, errlen,
+			    "warm_pool + warm_sandboxes (%u) must be smaller than uid_slots (%u)",
+			    c->warm_pool + c->warm_sandboxes, c->uid_slots);
 	if (!c->socket || c->socket[0] != '/')
 		return fail(errbuf, errlen, "socket: an absolute path is required");
 	if (c->cgroup_root && c->cgroup_root[0] != '/')

@@ -22,6 +22,7 @@ struct conf {
 	uint32_t uid_base;		   /* first host uid given to sandboxes */
 	uint32_t uid_slots;		   /* concurrent sandboxes, 1..16384 */
 	uint32_t warm_pool;		   /* sandboxes kept built and waiting for a program */
+	uint32_t warm_sandboxes;	   /* persistent sandboxes kept built for new IDs */
 	char *api_keys[CONF_MAX_API_KEYS]; /* bearer keys; none: loopback clients only */
 	uint32_t n_api_keys;
 	uint64_t max_body_bytes;      /* largest request body */

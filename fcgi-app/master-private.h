@@ -27,6 +27,7 @@ enum run_state {
 	RUN_AGENT,  /* a persistent sandbox's agent runs (persist.c) */
 	RUN_PARKED, /* the uid slot of a persistent sandbox that sleeps */
 	RUN_WIPE,   /* wiping a deleted persistent sandbox's workspace */
+	RUN_SPARE,  /* a persistent sandbox built ahead of a new ID (persist.c) */
 };
 
 struct run {
@@ -61,6 +62,7 @@ struct master {
 	struct sbx_table *table; /* persistent sandboxes, shared with the workers */
 	uint64_t idle_check_ns;	 /* next look for idle persistent sandboxes */
 	uint64_t wipe_retry_ns;	 /* next retry of a failed wipe */
+	uint32_t spares;	 /* RUN_SPARE sandboxes */
 };
 
 uint64_t master_now_ns(void);
@@ -80,6 +82,10 @@ void persist_request(struct master *m, int wi, const struct wire_sbx *req);
 
 /* A RUN_AGENT or RUN_WIPE sandbox of slot ended and was reaped. */
 void persist_reaped(struct master *m, int slot, const struct sbx_result *res);
+
+/* Builds spare persistent sandboxes up to warm_sandboxes.  0, or a negative
+ * errno after a failure (the caller pauses before trying again). */
+int persist_refill(struct master *m);
 
 /* Puts idle sandboxes to sleep; returns the time of the next check. */
 uint64_t persist_tick(struct master *m, uint64_t now);

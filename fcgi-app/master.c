@@ -54,7 +54,7 @@ static bool
 run_has_process(const struct run *run)
 {
 	return run->state == RUN_WARM || run->state == RUN_ACTIVE || run->state == RUN_AGENT ||
-	       run->state == RUN_WIPE;
+	       run->state == RUN_WIPE || run->state == RUN_SPARE;
 }
 
 uint64_t
@@ -176,6 +176,8 @@ refill_pool(struct master *m)
 			m->pool_retry_ns = master_now_ns() + 1000000000ull;
 			return;
 		}
+	if (m->table && persist_refill(m) < 0)
+		m->pool_retry_ns = master_now_ns() + 1000000000ull;
 }
 
 /* A warm sandbox if there is one, else a new one.  Returns the slot. */
@@ -408,7 +410,7 @@ run_done(struct master *m, int slot, int status)
 		/* Whatever broke will break the next one too: do not spin. */
 		m->pool_retry_ns = master_now_ns() + 1000000000ull;
 	}
-	if (run->state == RUN_AGENT || run->state == RUN_WIPE) {
+	if (run->state == RUN_AGENT || run->state == RUN_WIPE || run->state == RUN_SPARE) {
 		persist_reaped(m, slot, &res);
 		return;
 	}
@@ -521,7 +523,7 @@ check_deadlines(struct master *m)
 		if (idle < next)
 			next = idle;
 	}
-	if (m->warm < m->conf->warm_pool && !m->stopping) {
+	if ((m->warm < m->conf->warm_pool || m->spares < m->conf->warm_sandboxes) && !m->stopping) {
 		if (m->pool_retry_ns <= now)
 			refill_pool(m);
 		else if (m->pool_retry_ns < next)

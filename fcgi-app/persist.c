@@ -228,14 +228,138 @@ make_workspace(struct master *m, const char *id, const char *ws, uint32_t slot)
 	return 0;
 }
 
+static void
+spare_path(const struct master *m, char *buf, size_t size, uint32_t slot)
+{
+	snprintf(buf, size, "%s/workspaces/.spare-%u", m->conf->state_dir, slot);
+}
+
+/*
+ * Spares: persistent sandboxes built before their ID is known, so that a new
+ * ID's first command finds an agent ready.  A spare's workspace is
+ * workspaces/.spare-SLOT; taking it renames that directory to the ID's name
+ * (the sandbox's bind mount follows the directory, not its name) and sets
+ * the hostname through the agent.
+ */
+int
+persist_refill(struct master *m)
+{
+	while (!m->stopping && m->spares < m->conf->warm_sandboxes) {
+		struct sbx_spec spec = { .hostname = "sandbox", .limits = limits(m->conf) };
+		struct sbx_err err = { 0 };
+		char sock[PATH_MAX], ws[PATH_MAX];
+		int slot = master_alloc_slot(m), lfd, r;
+		struct run *run;
+		uint32_t gen;
+
+		if (slot < 0)
+			return slot;
+		run = &m->runs[slot];
+		spare_path(m, ws, sizeof(ws), (uint32_t)slot);
+		r = make_workspace(m, ws + strlen(m->conf->state_dir) + 12, ws, (uint32_t)slot);
+		if (r < 0) {
+			log_error("spare sandbox: workspace %s: %s", ws, strerror(-r));
+			return r;
+		}
+		if (sbx_table_lock(m->table) < 0)
+			return -EIO;
+		gen = sbx_table_next_generation(m->table);
+		sbx_table_unlock(m->table);
+		socket_path(m, sock, sizeof(sock), (uint32_t)slot, gen);
+		lfd = agent_socket(m, sock);
+		if (lfd < 0) {
+			rmdir(ws);
+			return lfd;
+		}
+		spec.slot = (uint32_t)slot;
+		spec.listen_fd = lfd;
+		spec.workspace_dir = ws;
+		r = sbx_spawn(m->host, &spec, &run->proc, &err);
+		close(lfd);
+		if (r < 0) {
+			log_error("spare sandbox: spawn failed at %s: %s", sbx_step_name(err.step),
+				  strerror(-r));
+			unlink(sock);
+			rmdir(ws);
+			return r;
+		}
+		run->state = RUN_SPARE;
+		run->worker = -1;
+		run->stopped = run->timed_out = false;
+		run->generation = gen;
+		run->id[0] = '\0';
+		m->spares++;
+	}
+	return 0;
+}
+
+/* Gives a spare to id (lock held): its workspace takes id's name.  Returns the
+ * entry's index, or -ENOENT when there is no spare. */
+static int
+take_spare(struct master *m, const char *id)
+{
+	char spare[PATH_MAX], ws[PATH_MAX];
+	struct sbx_slot *s;
+	int slot = -1, idx;
+
+	/* Only a spare whose agent serves: its workspace is bound by then, so the
+	 * directory may be renamed under it. */
+	for (uint32_t i = 0; i < m->conf->uid_slots && slot < 0; i++)
+		if (m->runs[i].state == RUN_SPARE && !m->runs[i].proc.killed &&
+		    sbx_ready(&m->runs[i].proc))
+			slot = (int)i;
+	if (slot < 0)
+		return -ENOENT;
+	spare_path(m, spare, sizeof(spare), (uint32_t)slot);
+	path_of(m, ws, sizeof(ws), "workspaces", id);
+	if (access(ws, F_OK) == 0) {
+		/* A leftover under the ID's name: set aside, as make_workspace() does. */
+		char aside[PATH_MAX + 32];
+
+		snprintf(aside, sizeof(aside), "%s/workspaces/.orphan-%s-%llu", m->conf->state_dir,
+			 id, (unsigned long long)api_wall_ms());
+		if (rename(ws, aside) < 0)
+			return -errno;
+		log_warn("sandbox %s: an old workspace was left under that name; moved to %s", id,
+			 aside);
+	}
+	idx = sbx_table_insert(m->table, id, strlen(id), NULL);
+	if (idx < 0)
+		return idx == -ENOSPC ? -EAGAIN : idx;
+	if (rename(spare, ws) < 0) {
+		int r = -errno;
+
+		sbx_table_remove(m->table, idx);
+		return r;
+	}
+	m->spares--;
+	s = sbx_table_slot(m->table, idx);
+	s->uid_slot = (uint32_t)slot;
+	s->sleep_after_s = 600;
+	s->limits = limits(m->conf);
+	s->generation = m->runs[slot].generation;
+	s->state = SBX_SLOT_RUNNING;
+	s->agent_pid = m->runs[slot].proc.pid;
+	s->owner_pid = 0;
+	m->runs[slot].state = RUN_AGENT;
+	snprintf(m->runs[slot].id, sizeof(m->runs[slot].id), "%s", id);
+	if (sbx_set_hostname(&m->runs[slot].proc, id) < 0)
+		log_warn("sandbox %s: could not set its hostname", id);
+	return idx;
+}
+
 /* A new entry: its uid slot and its workspace (lock held).  Returns its index. */
 static int
 create(struct master *m, const char *id)
 {
 	char ws[PATH_MAX];
-	int slot = master_alloc_slot(m), idx, r;
+	int slot, idx, r;
 	struct sbx_slot *s;
 
+	idx = take_spare(m, id);
+	if (idx != -ENOENT)
+		return idx;
+	slot = master_alloc_slot(m);
 	if (slot < 0)
 		return -EAGAIN;
 	idx = sbx_table_insert(m->table, id, strlen(id), NULL);
@@ -338,6 +462,24 @@ persist_reaped(struct master *m, int slot, const struct sbx_result *res)
 		finish_wipe(m, slot, res);
 		return;
 	}
+	if (run->state == RUN_SPARE) {
+		char ws[PATH_MAX];
+
+		socket_path(m, sock, sizeof(sock), (uint32_t)slot, run->generation);
+		unlink(sock);
+		spare_path(m, ws, sizeof(ws), (uint32_t)slot);
+		/* Nothing ran in it, so it is empty; a non-empty one stays for the
+		 * operator and is set aside when its slot is used again. */
+		rmdir(ws);
+		m->spares--;
+		run->state = RUN_FREE;
+		if (!m->stopping && res->setup.step != SBX_STEP_NONE) {
+			log_error("spare sandbox (slot %d) failed at %s: %s", slot,
+				  sbx_step_name(res->setup.step), strerror(res->setup.err));
+			m->pool_retry_ns = master_now_ns() + 1000000000ull; /* do not spin */
+		}
+		return;
+	}
 	/* An agent ended: slept, killed, crashed or deleted. */
 	socket_path(m, sock, sizeof(sock), (uint32_t)slot, run->generation);
 	unlink(sock);
@@ -400,8 +542,10 @@ ensure(struct master *m, int wi, const struct wire_sbx *req)
 			return;
 		}
 		created = true;
-		log_info("sandbox %s created (uid slot %u)", req->id,
-			 sbx_table_slot(m->table, idx)->uid_slot);
+		log_info("sandbox %s created (uid slot %u%s)", req->id,
+			 sbx_table_slot(m->table, idx)->uid_slot,
+			 sbx_table_slot(m->table, idx)->state == SBX_SLOT_RUNNING ? ", a spare"
+										  : "");
 	}
 	s = sbx_table_slot(m->table, idx);
 	slot = entry_slot(m, s);
@@ -533,7 +677,8 @@ persist_tick(struct master *m, uint64_t now)
 	return m->idle_check_ns;
 }
 
-/* The agents of the last run are gone, and so are the listeners of their sockets. */
+/* The agents of the last run are gone, and so are the listeners of their
+ * sockets; their spares' workspaces, never used, are empty. */
 static void
 remove_stale_sockets(struct master *m)
 {
@@ -543,12 +688,21 @@ remove_stale_sockets(struct master *m)
 
 	snprintf(path, sizeof(path), "%s/agents", m->conf->state_dir);
 	d = opendir(path);
-	if (!d)
-		return;
-	while ((de = readdir(d)))
-		if (de->d_type == DT_SOCK)
-			unlinkat(dirfd(d), de->d_name, 0);
-	closedir(d);
+	if (d) {
+		while ((de = readdir(d)))
+			if (de->d_type == DT_SOCK)
+				unlinkat(dirfd(d), de->d_name, 0);
+		closedir(d);
+	}
+	snprintf(path, sizeof(path), "%s/workspaces", m->conf->state_dir);
+	d = opendir(path);
+	if (d) {
+		/* rmdir only: a spare that is not empty stays for an operator. */
+		while ((de = readdir(d)))
+			if (strncmp(de->d_name, ".spare-", 7) == 0)
+				unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR);
+		closedir(d);
+	}
 }
 
 int

@@ -56,6 +56,16 @@ struct go_hdr {
 
 #define GO_MAX (sizeof(struct go_hdr) + SBX_STRINGS_MAX)
 
+#define HOST_MAGIC 0x53425848u /* "SBXH" */
+#define AGENT_READY 'R'	       /* serve mode, to the parent on fd 3: built and serving */
+
+/* Serve mode, from the parent on fd 3: the sandbox's hostname, for a sandbox
+ * built before its ID was known. */
+struct host_msg {
+	uint32_t magic; /* HOST_MAGIC */
+	char name[64];	/* NUL-terminated DNS label */
+};
+
 #define EXEC_MAGIC 0x53425845u /* "SBXE" */
 #define EXEC_CWD_MAX 256
 
@@ -63,11 +73,11 @@ struct go_hdr {
  * header, then argc + envc NUL-terminated strings, with stdout, stderr and
  * [stdin] as fds. */
 struct exec_hdr {
-	uint32_t magic;		 /* EXEC_MAGIC */
-	uint32_t flags;		 /* GO_HAS_STDIN */
-	uint32_t argc;		 /* 1..SBX_ARGS_MAX */
-	uint32_t envc;		 /* 0..SBX_ARGS_MAX */
-	uint32_t timeout_ms;	 /* 0: none */
+	uint32_t magic;		/* EXEC_MAGIC */
+	uint32_t flags;		/* GO_HAS_STDIN */
+	uint32_t argc;		/* 1..SBX_ARGS_MAX */
+	uint32_t envc;		/* 0..SBX_ARGS_MAX */
+	uint32_t timeout_ms;	/* 0: none */
 	char cwd[EXEC_CWD_MAX]; /* absolute, NUL-terminated */
 };
 
@@ -80,8 +90,8 @@ struct exec_done {
 	int32_t err;	     /* its errno */
 	int32_t have_status; /* wstatus is the program's */
 	int32_t wstatus;
-	uint32_t timed_out;  /* the agent killed it at timeout_ms */
-	uint64_t wall_us;    /* from the request to the end of the tree */
+	uint32_t timed_out; /* the agent killed it at timeout_ms */
+	uint64_t wall_us;   /* from the request to the end of the tree */
 };
 
 /* A code file goes straight into /tmp under a plain name. */

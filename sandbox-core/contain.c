@@ -631,6 +631,35 @@ sbx_exec(struct sbx_host *host, struct sbx_proc *proc, const struct sbx_prog *pr
 }
 
 int
+sbx_set_hostname(struct sbx_proc *proc, const char *name)
+{
+	struct host_msg m = { .magic = HOST_MAGIC };
+	size_t len = strlen(name);
+	ssize_t n;
+
+	if (proc->ctl_fd < 0)
+		return -EPIPE;
+	if (len == 0 || len >= sizeof(m.name))
+		return -EINVAL;
+	memcpy(m.name, name, len + 1);
+	n = send(proc->ctl_fd, &m, sizeof(m), MSG_NOSIGNAL);
+	if (n < 0)
+		return -errno;
+	return (size_t)n == sizeof(m) ? 0 : -EIO;
+}
+
+bool
+sbx_ready(struct sbx_proc *proc)
+{
+	char c;
+
+	if (!proc->ready && proc->ctl_fd >= 0 && recv(proc->ctl_fd, &c, 1, MSG_DONTWAIT) == 1 &&
+	    c == AGENT_READY)
+		proc->ready = true;
+	return proc->ready;
+}
+
+int
 sbx_kill(struct sbx_host *host, struct sbx_proc *proc)
 {
 	proc->killed = true;

@@ -335,6 +335,12 @@ sbx_table_remove(struct sbx_table *t, int index)
 }
 
 uint32_t
+sbx_table_next_generation(struct sbx_table *t)
+{
+	return ++t->hdr->last_generation;
+}
+
+uint32_t
 sbx_table_bump(struct sbx_table *t, int index)
 {
 	return t->slots[index].generation = ++t->hdr->last_generation;

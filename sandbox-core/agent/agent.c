@@ -526,7 +526,7 @@ start_command(struct cmd *c, struct program *p)
 static _Noreturn void
 serve(void)
 {
-	static struct pollfd pfd[2 + 2 * MAX_CMDS];
+	static struct pollfd pfd[3 + 2 * MAX_CMDS];
 	static struct program p;
 	sigset_t mask;
 	int sigfd;
@@ -539,15 +539,24 @@ serve(void)
 	sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (sigfd < 0 || fcntl(AGENT_FD_LISTEN, F_SETFD, FD_CLOEXEC) < 0)
 		fail(SBX_STEP_PROGRAM);
-	/* The program socket is for once mode; a persistent sandbox is ended by
-	 * SIGKILL.  The master learns from the report pipe's silence, not a report. */
-	close(AGENT_FD_CTL);
+	/* In serve mode the program socket carries the parent's settings (the
+	 * hostname of a sandbox built before its ID was known).  A persistent
+	 * sandbox is ended by SIGKILL. */
+	bool ctl_open = true;
+
+	/* Tell the parent we are built and serving. */
+	{
+		char ready = AGENT_READY;
+
+		(void)!send(AGENT_FD_CTL, &ready, 1, MSG_NOSIGNAL);
+	}
 
 	for (;;) {
 		uint64_t now = now_ns(), next = UINT64_MAX;
 		int n = 0, nfree = 0, timeout;
 
 		pfd[n++] = (struct pollfd){ sigfd, POLLIN, 0 };
+		pfd[n++] = (struct pollfd){ ctl_open ? AGENT_FD_CTL : -1, POLLIN, 0 };
 		for (int i = 0; i < MAX_CMDS; i++)
 			nfree += cmds[i].conn < 0;
 		pfd[n++] = (struct pollfd){ nfree ? AGENT_FD_LISTEN : -1, POLLIN, 0 };
@@ -582,7 +591,17 @@ serve(void)
 			while (waitpid(-1, NULL, WNOHANG | __WALL) > 0)
 				;
 		}
-		for (int i = 0, k = 2; i < MAX_CMDS; i++) {
+		if (pfd[1].revents) {
+			struct host_msg hm;
+			ssize_t r = recv(AGENT_FD_CTL, &hm, sizeof(hm), 0);
+
+			if (r == (ssize_t)sizeof(hm) && hm.magic == HOST_MAGIC &&
+			    memchr(hm.name, '\0', sizeof(hm.name)) && hm.name[0])
+				(void)!sethostname(hm.name, strlen(hm.name));
+			else if (r <= 0)
+				ctl_open = false; /* the parent is gone, or never speaks */
+		}
+		for (int i = 0, k = 3; i < MAX_CMDS; i++) {
 			struct cmd *c = &cmds[i];
 			short conn_ev, st_ev;
 
@@ -618,7 +637,7 @@ serve(void)
 				/* The worker is gone: so is its command. */
 				kill(c->init, SIGKILL);
 		}
-		if (pfd[1].revents & POLLIN) {
+		if (pfd[2].revents & POLLIN) {
 			int conn = accept4(AGENT_FD_LISTEN, NULL, NULL, SOCK_CLOEXEC);
 
 			for (int i = 0; conn >= 0 && i < MAX_CMDS; i++)

@@ -99,6 +99,9 @@ int sbx_table_insert(struct sbx_table *t, const char *id, size_t len, int *ret_e
 /* With the lock held: gives the slot a new generation (an agent restart) and returns it. */
 uint32_t sbx_table_bump(struct sbx_table *t, int index);
 
+/* With the lock held: a new generation, for an agent that has no entry yet. */
+uint32_t sbx_table_next_generation(struct sbx_table *t);
+
 /* With the lock held: removes the entry at index. */
 void sbx_table_remove(struct sbx_table *t, int index);
 

@@ -144,6 +144,7 @@ struct sbx_proc {
 	uint32_t slot;	   /* uid slot */
 	uint64_t start_ns; /* CLOCK_MONOTONIC at sbx_exec() (at spawn until then) */
 	bool killed;	   /* sbx_kill() was called */
+	bool ready;	   /* a persistent sandbox's agent said it serves (sbx_ready()) */
 	uint64_t oom_base; /* the cgroup's OOM-kill count at spawn */
 };
 
@@ -176,6 +177,20 @@ int sbx_spawn(struct sbx_host *host, const struct sbx_spec *spec, struct sbx_pro
  * pass the SBX_* bounds, -EPIPE if the sandbox is gone.
  */
 int sbx_exec(struct sbx_host *host, struct sbx_proc *proc, const struct sbx_prog *prog);
+
+/*
+ * Sets the hostname of a persistent sandbox (its agent in serve mode), for
+ * one built before its ID was known.  name is a DNS label.  0 or a negative
+ * errno (-EPIPE if the agent is gone).
+ */
+int sbx_set_hostname(struct sbx_proc *proc, const char *name);
+
+/*
+ * True once a persistent sandbox is built and its agent serves: every mount is
+ * in place, so its workspace directory may change name on the host.  Never
+ * blocks.
+ */
+bool sbx_ready(struct sbx_proc *proc);
 
 /* Kills every process of the sandbox (its cgroup, then its init).  Idempotent. */
 int sbx_kill(struct sbx_host *host, struct sbx_proc *proc);

@@ -402,3 +402,17 @@ def test_stream_errors_before_start_are_plain_json(ctx):
     assert events[-1]["type"] == "complete" and events[-1]["timedOut"] is True, events
     ctx.json("DELETE", f"/v1/sandboxes/{sid}")
     _wait_deleted(ctx, sid)
+
+
+def test_new_id_takes_a_spare_sandbox(ctx):
+    """A new ID gets a sandbox built ahead of time (warm_sandboxes), renamed to
+    it: its hostname and workspace are its own, and a new spare replaces it."""
+    sid = _new_id()
+    res = _exec(ctx, sid, "hostname; ls -A /workspace | wc -l; echo x > mine")
+    assert res["stdout"] == f"{sid}\n0\n", res
+    ctx.stack.wait_log(f"sandbox {sid} created".encode(), 5)
+    line = [l for l in ctx.stack.log_text().splitlines() if f"sandbox {sid} created" in l][0]
+    assert line.endswith(", a spare)"), line
+    assert os.path.isfile(os.path.join(_workspace(ctx, sid), "mine"))
+    ctx.json("DELETE", f"/v1/sandboxes/{sid}")
+    _wait_deleted(ctx, sid)
