@@ -52,7 +52,7 @@ int api_send_raw_error(struct api_req *req, int status, const char *headers, con
  * 200 headers (and tells nginx not to buffer); api_stream_event() sends one
  * event whose data is the JSON object given (a reference is stolen);
  * api_stream_comment() sends a comment line such as ": ping".  Each flushes,
- * and returns 0 or -ECONNRESET once the client is gone.
+ * and returns 0 or -ECANCELED once the client is gone.
  */
 int api_stream_begin(struct api_req *req);
 int api_stream_event(struct api_req *req, json_t *event);

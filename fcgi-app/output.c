@@ -168,7 +168,7 @@ output_pump(struct output *o, int sock, uint64_t give_up_ms, int (*on_sock)(void
 			return -errno;
 		/* Not POLLIN: the end of the request's stdin may still be unread there. */
 		if (p[3].revents & (POLLRDHUP | POLLHUP | POLLERR))
-			return -ECONNRESET;
+			return -ECANCELED;
 		if (n > 0 && o->on_tick)
 			next_tick = output_now_ms() + o->tick_ms; /* idle means nothing sent */
 		if (p[0].revents && (r = drain(o, o->out_r, &o->out, 1)) < 0)

@@ -34,7 +34,7 @@ struct output {
 	char carry[2][4]; /* an incomplete UTF-8 sequence held back, per stream */
 	size_t carry_len[2];
 	/* >= 0: nginx's connection; its hang-up (nginx closes it when the client
-	 * goes away) ends the pump with -ECONNRESET.  output_open() sets -1. */
+	 * goes away) ends the pump with -ECANCELED.  output_open() sets -1. */
 	int watch_fd;
 };
 

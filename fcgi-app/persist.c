@@ -261,8 +261,10 @@ persist_refill(struct master *m)
 			log_error("spare sandbox: workspace %s: %s", ws, strerror(-r));
 			return r;
 		}
-		if (sbx_table_lock(m->table) < 0)
+		if (sbx_table_lock(m->table) < 0) {
+			rmdir(ws);
 			return -EIO;
+		}
 		gen = sbx_table_next_generation(m->table);
 		sbx_table_unlock(m->table);
 		socket_path(m, sock, sizeof(sock), (uint32_t)slot, gen);
@@ -319,7 +321,7 @@ take_spare(struct master *m, const char *id)
 		snprintf(aside, sizeof(aside), "%s/workspaces/.orphan-%s-%llu", m->conf->state_dir,
 			 id, (unsigned long long)api_wall_ms());
 		if (rename(ws, aside) < 0)
-			return -errno;
+			return -EIO;
 		log_warn("sandbox %s: an old workspace was left under that name; moved to %s", id,
 			 aside);
 	}
@@ -327,10 +329,9 @@ take_spare(struct master *m, const char *id)
 	if (idx < 0)
 		return idx == -ENOSPC ? -EAGAIN : idx;
 	if (rename(spare, ws) < 0) {
-		int r = -errno;
-
+		log_error("sandbox %s: taking spare %s: %s", id, spare, strerror(errno));
 		sbx_table_remove(m->table, idx);
-		return r;
+		return -EIO; /* not the caller's ENOENT: a file system failure of ours */
 	}
 	m->spares--;
 	s = sbx_table_slot(m->table, idx);
@@ -374,7 +375,7 @@ create(struct master *m, const char *id)
 	if (r < 0) {
 		log_error("sandbox %s: workspace %s: %s", id, ws, strerror(-r));
 		sbx_table_remove(m->table, idx);
-		return r;
+		return -EIO; /* not the caller's ENOENT: a file system failure of ours */
 	}
 	m->runs[slot].state = RUN_PARKED;
 	snprintf(m->runs[slot].id, sizeof(m->runs[slot].id), "%s", id);

@@ -630,9 +630,9 @@ exec_error(struct api_req *req, const char *id, const struct exec_args *a, int f
 	if (e == -E2BIG)
 		return api_error(req, 413, "PAYLOAD_TOO_LARGE", NULL,
 				 "the command and its environment pass %d bytes", SBX_STRINGS_MAX);
-	if (e == -EPIPE)
-		/* The agent went away mid-command: the sandbox was deleted, or sandboxd
-		 * is stopping. */
+	if (e == -EPIPE || e == -ECONNRESET || e == -EHOSTDOWN)
+		/* The agent went away before or during the command: the sandbox was
+		 * deleted, it slept, or sandboxd is stopping. */
 		return api_error(req, 503, "SERVICE_UNAVAILABLE", NULL,
 				 "the sandbox ended while the command ran (deleted, or sandboxd "
 				 "stopping); retry");
@@ -691,7 +691,7 @@ execute(struct api_req *req, const char *id)
 	e = connect_agent(req, id, &conn, &from_master);
 	if (e == 0 && !from_master)
 		e = run_on(req, id, &a, &o, conn, &res);
-	if (e == -ECONNRESET) {
+	if (e == -ECANCELED) {
 		status = 499; /* nobody to answer: nginx's "client closed request" */
 		goto out;
 	}
@@ -783,7 +783,7 @@ execute_stream(struct api_req *req, const char *id)
 	o.stream_ctx = req;
 	o.tick_ms = PING_MS;
 	e = run_on(req, id, &a, &o, conn, &res);
-	if (e == -ECONNRESET)
+	if (e == -ECANCELED)
 		goto out; /* the client is gone; the command died with the connection */
 	if (e < 0 || res.setup.step != SBX_STEP_NONE) {
 		ev = event("error");

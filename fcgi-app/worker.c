@@ -95,7 +95,7 @@ api_stream_begin(struct api_req *req)
 			 "\r\n",
 			 req->id) < 0 ||
 	    FCGX_FFlush(rq->out) < 0)
-		return -ECONNRESET;
+		return -ECANCELED;
 	return 0;
 }
 
@@ -113,7 +113,7 @@ api_stream_event(struct api_req *req, json_t *event)
 	if (FCGX_PutStr("data: ", 6, rq->out) < 0 ||
 	    FCGX_PutStr(text, (int)strlen(text), rq->out) < 0 ||
 	    FCGX_PutStr("\n\n", 2, rq->out) < 0 || FCGX_FFlush(rq->out) < 0)
-		r = -ECONNRESET;
+		r = -ECANCELED;
 	free(text);
 	return r;
 }
@@ -124,7 +124,7 @@ api_stream_comment(struct api_req *req, const char *text)
 	FCGX_Request *rq = req->fcgx;
 
 	if (FCGX_FPrintF(rq->out, ": %s\n\n", text) < 0 || FCGX_FFlush(rq->out) < 0)
-		return -ECONNRESET;
+		return -ECANCELED;
 	return 0;
 }
 

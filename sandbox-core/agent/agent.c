@@ -482,6 +482,11 @@ start_command(struct cmd *c, struct program *p)
 	if (pipe2(st, O_CLOEXEC) < 0) {
 		struct report rep = { REPORT_MAGIC, SBX_STEP_FORK, errno, 0, 0 };
 
+		/* The worker waits for end-of-file on its pipes: let go of them. */
+		close(p->stdout_fd);
+		close(p->stderr_fd);
+		if (p->stdin_fd >= 0)
+			close(p->stdin_fd);
 		answer(c, &rep);
 		return;
 	}
@@ -521,6 +526,40 @@ start_command(struct cmd *c, struct program *p)
 	}
 	c->init = pid;
 	c->status_r = st[0];
+}
+
+/* Writes path (in the read-only root, made writable for the moment) afresh. */
+static void
+rewrite(const char *path, const char *a, const char *b, const char *c)
+{
+	const char *parts[3] = { a, b, c };
+	int fd = open(path, O_WRONLY | O_TRUNC | O_NOFOLLOW | O_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	for (int i = 0; i < 3; i++)
+		if (parts[i])
+			(void)!write(fd, parts[i], strlen(parts[i]));
+	close(fd);
+}
+
+/*
+ * A spare built before its ID was known takes the ID's name: the kernel's
+ * hostname, and /etc/hostname and /etc/hosts (which name it too), in the
+ * root that is read-only for everyone else.  The root tmpfs was mounted in
+ * our own user namespace, so we may remount it.
+ */
+static void
+rename_sandbox(const char *name)
+{
+	(void)!sethostname(name, strlen(name));
+	if (mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV, NULL) < 0)
+		return;
+	rewrite("/etc/hostname", name, "\n", NULL);
+	rewrite("/etc/hosts", "127.0.0.1\tlocalhost ", name,
+		"\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+	(void)!mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV,
+		     NULL);
 }
 
 static _Noreturn void
@@ -597,7 +636,7 @@ serve(void)
 
 			if (r == (ssize_t)sizeof(hm) && hm.magic == HOST_MAGIC &&
 			    memchr(hm.name, '\0', sizeof(hm.name)) && hm.name[0])
-				(void)!sethostname(hm.name, strlen(hm.name));
+				rename_sandbox(hm.name);
 			else if (r <= 0)
 				ctl_open = false; /* the parent is gone, or never speaks */
 		}

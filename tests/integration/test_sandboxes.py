@@ -408,8 +408,9 @@ def test_new_id_takes_a_spare_sandbox(ctx):
     """A new ID gets a sandbox built ahead of time (warm_sandboxes), renamed to
     it: its hostname and workspace are its own, and a new spare replaces it."""
     sid = _new_id()
-    res = _exec(ctx, sid, "hostname; ls -A /workspace | wc -l; echo x > mine")
-    assert res["stdout"] == f"{sid}\n0\n", res
+    res = _exec(ctx, sid, "hostname; cat /etc/hostname; getent hosts $(hostname) | awk '{print $1}'; "
+                          "ls -A /workspace | wc -l; echo x > mine; touch /etc/x 2>&1 | grep -c Read-only")
+    assert res["stdout"] == f"{sid}\n{sid}\n127.0.0.1\n0\n1\n", res
     ctx.stack.wait_log(f"sandbox {sid} created".encode(), 5)
     line = [l for l in ctx.stack.log_text().splitlines() if f"sandbox {sid} created" in l][0]
     assert line.endswith(", a spare)"), line
