@@ -164,6 +164,45 @@ agent_socket(struct master *m, const char *path)
 	return fd;
 }
 
+/*
+ * Spawns an agent in serve mode in uid slot slot: its socket
+ * agents/SLOT-GEN.sock, its workspace ws, its hostname.  The slot's run
+ * becomes state.  0 or a negative errno (logged as what's failure).
+ */
+static int
+spawn_agent(struct master *m, int slot, uint32_t gen, const char *hostname, const char *ws,
+	    enum run_state state, const char *what)
+{
+	struct run *run = &m->runs[slot];
+	struct sbx_spec spec = { .hostname = hostname,
+				 .slot = (uint32_t)slot,
+				 .workspace_dir = ws,
+				 .limits = limits(m->conf) };
+	struct sbx_err err = { 0 };
+	char sock[PATH_MAX];
+	int r;
+
+	socket_path(m, sock, sizeof(sock), (uint32_t)slot, gen);
+	spec.listen_fd = agent_socket(m, sock);
+	if (spec.listen_fd < 0) {
+		log_error("%s: agent socket %s: %s", what, sock, strerror(-spec.listen_fd));
+		return spec.listen_fd;
+	}
+	r = sbx_spawn(m->host, &spec, &run->proc, &err);
+	close(spec.listen_fd); /* the agent has its own copy */
+	if (r < 0) {
+		log_error("%s: spawn failed at %s: %s", what, sbx_step_name(err.step),
+			  strerror(-r));
+		unlink(sock);
+		return r;
+	}
+	run->state = state;
+	run->worker = -1;
+	run->stopped = run->timed_out = false;
+	run->generation = gen;
+	return 0;
+}
+
 /* Starts the agent of entry idx, of uid slot slot (lock held).  0 or a negative
  * errno.  Names come from the master's record, not from the shared table. */
 static int
@@ -171,35 +210,14 @@ start_agent(struct master *m, int idx, int slot)
 {
 	struct sbx_slot *s = sbx_table_slot(m->table, idx);
 	struct run *run = &m->runs[slot];
-	struct sbx_spec spec = { .hostname = run->id,
-				 .slot = (uint32_t)slot,
-				 .limits = limits(m->conf) };
-	struct sbx_err err = { 0 };
-	char sock[PATH_MAX], ws[PATH_MAX];
-	uint32_t gen = sbx_table_bump(m->table, idx);
-	int lfd, r;
+	char ws[PATH_MAX], what[96];
+	int r;
 
-	socket_path(m, sock, sizeof(sock), (uint32_t)slot, gen);
 	path_of(m, ws, sizeof(ws), "workspaces", run->id);
-	lfd = agent_socket(m, sock);
-	if (lfd < 0) {
-		log_error("sandbox %s: agent socket %s: %s", run->id, sock, strerror(-lfd));
-		return lfd;
-	}
-	spec.listen_fd = lfd;
-	spec.workspace_dir = ws;
-	r = sbx_spawn(m->host, &spec, &run->proc, &err);
-	close(lfd); /* the agent has its own copy */
-	if (r < 0) {
-		log_error("sandbox %s: spawn failed at %s: %s", run->id, sbx_step_name(err.step),
-			  strerror(-r));
-		unlink(sock);
+	snprintf(what, sizeof(what), "sandbox %s", run->id);
+	r = spawn_agent(m, slot, sbx_table_bump(m->table, idx), run->id, ws, RUN_AGENT, what);
+	if (r < 0)
 		return r;
-	}
-	run->state = RUN_AGENT;
-	run->worker = -1;
-	run->stopped = run->timed_out = false;
-	run->generation = gen;
 	s->state = SBX_SLOT_RUNNING;
 	s->agent_pid = run->proc.pid;
 	return 0;
@@ -245,10 +263,8 @@ int
 persist_refill(struct master *m)
 {
 	while (!m->stopping && m->spares < m->conf->warm_sandboxes) {
-		struct sbx_spec spec = { .hostname = "sandbox", .limits = limits(m->conf) };
-		struct sbx_err err = { 0 };
-		char sock[PATH_MAX], ws[PATH_MAX];
-		int slot = master_alloc_slot(m), lfd, r;
+		char ws[PATH_MAX];
+		int slot = master_alloc_slot(m), r;
 		struct run *run;
 		uint32_t gen;
 
@@ -267,28 +283,11 @@ persist_refill(struct master *m)
 		}
 		gen = sbx_table_next_generation(m->table);
 		sbx_table_unlock(m->table);
-		socket_path(m, sock, sizeof(sock), (uint32_t)slot, gen);
-		lfd = agent_socket(m, sock);
-		if (lfd < 0) {
-			rmdir(ws);
-			return lfd;
-		}
-		spec.slot = (uint32_t)slot;
-		spec.listen_fd = lfd;
-		spec.workspace_dir = ws;
-		r = sbx_spawn(m->host, &spec, &run->proc, &err);
-		close(lfd);
+		r = spawn_agent(m, slot, gen, "sandbox", ws, RUN_SPARE, "spare sandbox");
 		if (r < 0) {
-			log_error("spare sandbox: spawn failed at %s: %s", sbx_step_name(err.step),
-				  strerror(-r));
-			unlink(sock);
 			rmdir(ws);
 			return r;
 		}
-		run->state = RUN_SPARE;
-		run->worker = -1;
-		run->stopped = run->timed_out = false;
-		run->generation = gen;
 		run->id[0] = '\0';
 		m->spares++;
 	}
