@@ -105,3 +105,81 @@ def test_shutdown_during_a_run(ctx):
         assert c is not None
     finally:
         st.stop()
+
+
+def test_worker_killed_mid_command_leaves_the_sandbox_intact(ctx):
+    """Kill every worker while one waits on a long command in a persistent
+    sandbox: the command's tree ends (the worker's connection to the agent
+    closed), the sandbox and its workspace stay, and the next command works."""
+    sid = "fault-" + os.urandom(4).hex()
+    from context import Context
+    c = Context(ctx.stack)
+    status, body = c.json("POST", f"/v1/sandboxes/{sid}/api/execute", {"command": "echo kept > k.txt"})
+    assert status == 200, body
+    result = {}
+
+    def long_command():
+        result["r"] = Context(ctx.stack).request("POST", f"/v1/sandboxes/{sid}/api/execute",
+                                                 {"command": "exec sleep 300", "timeoutMs": 600000})
+
+    t = threading.Thread(target=long_command)
+    t.start()
+    deadline = time.monotonic() + 10
+    while not ctx.stack.sandbox_pids():
+        assert time.monotonic() < deadline, "the command never started"
+        os.sched_yield()
+    command_pids = ctx.stack.sandbox_pids()
+    fds = [os.pidfd_open(p) for p in command_pids]
+    victims = ctx.stack.worker_pids()
+    for pid in victims:
+        os.kill(pid, signal.SIGKILL)
+    t.join(30)
+    assert not t.is_alive()
+    assert result["r"][0] == 503, result["r"]
+    for fd in fds:
+        r, _, _ = select.select([fd], [], [], 10)
+        assert r, "the command outlived the worker that ran it"
+        os.close(fd)
+    _wait_workers(ctx, ctx.stack.workers, gone=victims)
+    status, body = c.json("GET", f"/v1/sandboxes/{sid}")
+    assert status == 200 and body["state"] == "running", body
+    status, body = c.json("POST", f"/v1/sandboxes/{sid}/api/execute", {"command": "cat k.txt"})
+    assert status == 200 and body["stdout"] == "kept\n", body
+    c.json("DELETE", f"/v1/sandboxes/{sid}")
+    ctx.stack.wait_log(f"sandbox {sid} deleted".encode(), 30)
+
+
+def test_kill_9_of_the_whole_stack_loses_no_acknowledged_write(ctx):
+    """SIGKILL to the master (its workers and every agent die with it, by their
+    parent-death signal), then a restart: every sandbox is there, asleep, and
+    every file a command had written before its answer is intact."""
+    from context import Context
+    c = Context(ctx.stack)
+    sids = ["crash-" + os.urandom(4).hex() for _ in range(3)]
+    for i, sid in enumerate(sids):
+        status, body = c.json("POST", f"/v1/sandboxes/{sid}/api/execute",
+                              {"command": f"head -c 100000 /dev/urandom > blob; sha256sum blob > sum; echo {i} > n"})
+        assert status == 200 and body["exitCode"] == 0, body
+    master = ctx.stack.sandboxd.pid
+    fd = os.pidfd_open(master)
+    os.kill(master, signal.SIGKILL)
+    select.select([fd], [], [], 10)
+    os.close(fd)
+    ctx.stack.sandboxd.wait()
+    # Everything of the old run is gone before the new one starts.
+    deadline = time.monotonic() + 10
+    while ctx.stack.sandbox_pids(include_init=True) and time.monotonic() < deadline:
+        os.sched_yield()
+    assert not ctx.stack.sandbox_pids(include_init=True)
+    ctx.stack._log_thread.join(10)
+    ctx.stack.sandboxd.stderr.close()
+    ctx.stack.sandboxd_log.close()
+    ctx.stack.start_sandboxd()
+    for i, sid in enumerate(sids):
+        status, body = c.json("GET", f"/v1/sandboxes/{sid}")
+        assert status == 200 and body["state"] == "sleeping", body
+        status, body = c.json("POST", f"/v1/sandboxes/{sid}/api/execute",
+                              {"command": "sha256sum -c sum >/dev/null && cat n"})
+        assert status == 200 and body["stdout"] == f"{i}\n", body
+        c.json("DELETE", f"/v1/sandboxes/{sid}")
+        ctx.stack.wait_log(f"sandbox {sid} deleted".encode(), 30)
