@@ -287,6 +287,7 @@ worker_readable(struct master *m, int wi)
 	union {
 		struct wire_run run;
 		struct wire_sbx sbx;
+		struct wire_run_cancel cancel;
 		char raw[256];
 	} msg;
 	int fds[WIRE_MAX_FDS];
@@ -305,6 +306,13 @@ worker_readable(struct master *m, int wi)
 		handle_run(m, wi, &msg.run, fds, nfds);
 	} else if (wire_check(&msg, n, WIRE_SBX, sizeof(msg.sbx)) == 0 && nfds == 0) {
 		persist_request(m, wi, &msg.sbx);
+	} else if (wire_check(&msg, n, WIRE_RUN_CANCEL, sizeof(msg.cancel)) == 0 && nfds == 0) {
+		/* Only the worker's own run in flight, and only the one it names. */
+		int slot = w->run;
+
+		if (slot >= 0 && m->runs[slot].state == RUN_ACTIVE &&
+		    m->runs[slot].seq == msg.cancel.seq)
+			sbx_kill(m->host, &m->runs[slot].proc);
 	} else {
 		log_warn("worker %d: malformed message refused", (int)w->pid);
 		/* Echo its seq if it got that far, so that the worker stops waiting. */

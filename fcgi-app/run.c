@@ -107,7 +107,19 @@ execute(struct api_req *req, const struct run_req *r, struct wire_run_done *done
 	if (rc < 0)
 		return rc;
 	/* The master kills the sandbox at timeout_ms; past this, the master is wedged. */
-	return output_pump(o, req->master, output_now_ms() + r->timeout_ms + 30000, on_master, &w);
+	rc = output_pump(o, req->master, output_now_ms() + r->timeout_ms + 30000, on_master, &w);
+	if (rc == -ECANCELED) {
+		/* The client went away: have the run killed now rather than at its
+		 * timeout, and take its answer, so that the next request starts clean. */
+		struct wire_run_cancel c = { .hdr = { WIRE_VERSION, WIRE_RUN_CANCEL, sizeof(c) },
+					     .seq = msg.seq };
+
+		if (wire_send(req->master, &c, sizeof(c), NULL, 0) == 0) {
+			o->watch_fd = -1;
+			output_pump(o, req->master, output_now_ms() + 30000, on_master, &w);
+		}
+	}
+	return rc;
 }
 
 int
@@ -128,9 +140,15 @@ run_handle(struct api_req *req)
 		return api_error(req, f.status, f.code, NULL, "%s", f.message);
 	}
 	rc = output_open(&o, req->conf->output_max_bytes);
+	/* A client that goes away takes its run with it. */
+	o.watch_fd = req->client_fd;
 	if (rc == 0)
 		rc = execute(req, &r, &done, &o);
 	json_decref(root);
+	if (rc == -ECANCELED) {
+		status = 499; /* nobody to answer: nginx's "client closed request" */
+		goto out;
+	}
 	if (rc < 0 || done.status < 0) {
 		int e = rc < 0 ? rc : done.status;
 

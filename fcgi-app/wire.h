@@ -14,10 +14,11 @@
 #define WIRE_MAX_FDS 3
 
 enum wire_type {
-	WIRE_RUN = 1,	    /* worker -> master: run code in a throw-away sandbox */
-	WIRE_RUN_DONE = 2,  /* master -> worker: its result */
-	WIRE_SBX = 3,	    /* worker -> master: a persistent sandbox operation */
-	WIRE_SBX_REPLY = 4, /* master -> worker: its answer */
+	WIRE_RUN = 1,	     /* worker -> master: run code in a throw-away sandbox */
+	WIRE_RUN_DONE = 2,   /* master -> worker: its result */
+	WIRE_SBX = 3,	     /* worker -> master: a persistent sandbox operation */
+	WIRE_SBX_REPLY = 4,  /* master -> worker: its answer */
+	WIRE_RUN_CANCEL = 5, /* worker -> master: the client went away; kill that run */
 };
 
 struct wire_hdr {
@@ -47,6 +48,12 @@ struct wire_run_done {
 	uint32_t stopped;    /* 0 or 1: killed because sandboxd is stopping */
 	uint32_t reserved;   /* 0 */
 	uint64_t wall_us;
+};
+
+/* Sent without fds; the run's WIRE_RUN_DONE still follows. */
+struct wire_run_cancel {
+	struct wire_hdr hdr;
+	uint32_t seq; /* the run's request */
 };
 
 enum wire_sbx_op {

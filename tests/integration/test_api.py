@@ -216,3 +216,27 @@ def test_user_tools_are_present(ctx):
         "echo abc | tr a-c x-z\n", "bash", timeout=20000)
     assert status == 200 and body["exitCode"] == 0, body
     assert body["output"] == "3\nsci\nnode\n1\nxyz\n", body
+
+
+def test_run_of_a_client_that_goes_away_is_killed(ctx):
+    """A one-shot run whose client disconnects is killed at once, not at its
+    timeout (10 minutes here)."""
+    import os
+    import select
+    import time
+    conn = ctx.stack.connection()
+    conn.request("POST", "/v1/run", body=json.dumps({"code": "import time\ntime.sleep(300)",
+                                                     "timeout": 600000}),
+                 headers={"Content-Type": "application/json"})
+    deadline = time.monotonic() + 10
+    while not ctx.stack.sandbox_pids():
+        assert time.monotonic() < deadline, "the run never started"
+        os.sched_yield()
+    fds = [os.pidfd_open(p) for p in ctx.stack.sandbox_pids()]
+    conn.close()
+    for fd in fds:
+        r, _, _ = select.select([fd], [], [], 10)
+        assert r, "the run outlived its client"
+        os.close(fd)
+    status, body = ctx.run("print('next')")
+    assert status == 200 and body["output"] == "next\n", body
