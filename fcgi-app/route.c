@@ -24,11 +24,22 @@ healthz(struct api_req *req)
 	return api_send_json(req, 200, body);
 }
 
+extern const unsigned char app_openapi_json[];
+extern const size_t app_openapi_json_len;
+
+/* The OpenAPI document, docs/openapi.json compiled in. */
+static int
+openapi(struct api_req *req)
+{
+	return api_send_raw(req, 200, NULL, (const char *)app_openapi_json, app_openapi_json_len);
+}
+
 static const struct route routes[] = {
 	{ "GET", "/healthz", false, true, healthz },
 	{ "HEAD", "/healthz", false, true, healthz },
 	{ "POST", "/", false, false, run_handle },
 	{ "POST", "/v1/run", false, false, run_handle },
+	{ "GET", "/v1/openapi.json", false, false, openapi },
 	{ "GET", "/v1/sandboxes", false, false, sandboxes_list },
 	{ "GET", "/v1/sandboxes/", true, false, sandboxes_route },
 	{ "PUT", "/v1/sandboxes/", true, false, sandboxes_route },

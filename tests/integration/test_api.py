@@ -240,3 +240,16 @@ def test_run_of_a_client_that_goes_away_is_killed(ctx):
         os.close(fd)
     status, body = ctx.run("print('next')")
     assert status == 200 and body["output"] == "next\n", body
+
+
+def test_openapi_document_is_served(ctx):
+    """GET /v1/openapi.json serves docs/openapi.json, compiled into sandboxd."""
+    import os
+    status, headers, data = ctx.request("GET", "/v1/openapi.json")
+    assert status == 200 and headers.get("content-type", "").startswith("application/json"), status
+    doc = json.loads(data)
+    assert doc["openapi"].startswith("3.1") and "/v1/run" in doc["paths"], list(doc)
+    assert "/v1/sandboxes/{id}/api/execute" in doc["paths"], list(doc["paths"])
+    with open(os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                           "docs", "openapi.json"), "rb") as f:
+        assert json.loads(f.read()) == doc
