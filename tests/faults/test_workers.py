@@ -34,7 +34,8 @@ def test_killed_worker_is_replaced(ctx):
     os.kill(victim, signal.SIGKILL)
     after = _wait_workers(ctx, ctx.stack.workers, gone=[victim])
     assert victim not in after and len(after) == ctx.stack.workers, (before, after)
-    assert "killed by signal 9; replacing it" in ctx.stack.log_text()
+    # The master says so in its log (read by a thread: wait for the line).
+    ctx.stack.wait_log(f"worker {victim} killed by signal 9; replacing it".encode(), 10)
     for i in range(ctx.stack.workers * 2):
         status, body = ctx.run(f"print({i})")
         assert status == 200 and body["output"] == f"{i}\n", body
