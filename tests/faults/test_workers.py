@@ -55,10 +55,7 @@ def test_sandbox_of_a_dead_worker_is_killed(ctx):
     t = threading.Thread(target=long_run)
     t.start()
     # The run is in flight once its user process exists.
-    deadline = time.monotonic() + 10
-    while not ctx.stack.sandbox_pids():
-        assert time.monotonic() < deadline, "the long run never started"
-        os.sched_yield()
+    ctx.stack.wait_sandbox_running()
     victims = ctx.stack.worker_pids()
     for pid in victims:
         os.kill(pid, signal.SIGKILL)
@@ -91,10 +88,7 @@ def test_shutdown_during_a_run(ctx):
 
         t = threading.Thread(target=long_run)
         t.start()
-        deadline = time.monotonic() + 10
-        while not st.sandbox_pids():
-            assert time.monotonic() < deadline, "the run never started"
-            os.sched_yield()
+        st.wait_sandbox_running()
         rc = st.stop_sandboxd()
         t.join(30)
         assert not t.is_alive()
@@ -125,10 +119,7 @@ def test_worker_killed_mid_command_leaves_the_sandbox_intact(ctx):
 
     t = threading.Thread(target=long_command)
     t.start()
-    deadline = time.monotonic() + 10
-    while not ctx.stack.sandbox_pids():
-        assert time.monotonic() < deadline, "the command never started"
-        os.sched_yield()
+    ctx.stack.wait_sandbox_running()
     command_pids = ctx.stack.sandbox_pids()
     fds = [os.pidfd_open(p) for p in command_pids]
     victims = ctx.stack.worker_pids()

@@ -32,6 +32,13 @@ def _wait_deleted(ctx, sid):
     ctx.stack.wait_log(f"sandbox {sid} deleted".encode(), 30)
 
 
+def _delete(ctx, sid):
+    """Deletes sid and waits until its workspace is wiped and it is forgotten."""
+    status, body = ctx.json("DELETE", f"/v1/sandboxes/{sid}")
+    assert status == 200, body
+    _wait_deleted(ctx, sid)
+
+
 def _agent_pid(ctx, sid):
     """The sandbox's agent: in serve mode, running as the first uid of the range
     whose uid 1000 owns the sandbox's workspace."""
@@ -89,8 +96,7 @@ def test_execute_creates_lazily_and_files_persist(ctx):
     assert res["stdout"] == "hello\nnote.txt\n", res
     status, body = ctx.json("GET", f"/v1/sandboxes/{sid}")
     assert status == 200 and body["state"] == "running", body
-    ctx.json("DELETE", f"/v1/sandboxes/{sid}")
-    _wait_deleted(ctx, sid)
+    _delete(ctx, sid)
 
 
 def test_execute_cwd_env_stdin_exit_code(ctx):
@@ -107,8 +113,7 @@ def test_execute_cwd_env_stdin_exit_code(ctx):
     status, body = ctx.json("POST", f"/v1/sandboxes/{sid}/api/execute",
                             {"command": "pwd", "cwd": "/no/such/dir"})
     assert status == 400 and body["code"] == "VALIDATION_FAILED" and "/no/such/dir" in body["message"], body
-    ctx.json("DELETE", f"/v1/sandboxes/{sid}")
-    _wait_deleted(ctx, sid)
+    _delete(ctx, sid)
 
 
 def test_timeout_kills_the_whole_tree(ctx):
@@ -122,8 +127,7 @@ def test_timeout_kills_the_whole_tree(ctx):
     # The sandbox itself is intact and serves the next command.
     res = _exec(ctx, sid, "echo after")
     assert res["stdout"] == "after\n", res
-    ctx.json("DELETE", f"/v1/sandboxes/{sid}")
-    _wait_deleted(ctx, sid)
+    _delete(ctx, sid)
 
 
 def test_output_cap_and_concurrent_commands(ctx):
@@ -141,8 +145,7 @@ def test_output_cap_and_concurrent_commands(ctx):
         assert status == 200 and body["stdout"] == f"{i}\n", (i, status, body)
     res = _exec(ctx, sid, "ls f* | wc -l")
     assert res["stdout"].strip() == "6", res
-    ctx.json("DELETE", f"/v1/sandboxes/{sid}")
-    _wait_deleted(ctx, sid)
+    _delete(ctx, sid)
 
 
 def test_bad_input(ctx):
@@ -206,8 +209,7 @@ def test_isolation_between_sandboxes(ctx):
     ub = os.stat(_workspace(ctx, b)).st_uid
     assert ua != ub and ua >= ctx.uid_base and ub >= ctx.uid_base, (ua, ub)
     for sid in (a, b):
-        ctx.json("DELETE", f"/v1/sandboxes/{sid}")
-        _wait_deleted(ctx, sid)
+        _delete(ctx, sid)
 
 
 def test_killed_agent_is_replaced_and_workspace_kept(ctx):
@@ -222,8 +224,7 @@ def test_killed_agent_is_replaced_and_workspace_kept(ctx):
     res = _exec(ctx, sid, "cat keep.txt")
     assert res["stdout"] == "survives\n", res
     assert _agent_pid(ctx, sid) != pid
-    ctx.json("DELETE", f"/v1/sandboxes/{sid}")
-    _wait_deleted(ctx, sid)
+    _delete(ctx, sid)
 
 
 def test_idle_sandbox_sleeps_and_wakes(ctx):
@@ -248,8 +249,7 @@ def test_idle_sandbox_sleeps_and_wakes(ctx):
     assert not ctx.host_sandbox_pids(), "a sleeping sandbox still has processes"
     res = _exec(ctx, sid, "cat s.txt; pgrep sleep | wc -l")
     assert res["stdout"] == "before-sleep\n0\n", res
-    ctx.json("DELETE", f"/v1/sandboxes/{sid}")
-    _wait_deleted(ctx, sid)
+    _delete(ctx, sid)
 
 
 def test_restart_keeps_sandboxes_and_workspaces(ctx):
@@ -261,8 +261,7 @@ def test_restart_keeps_sandboxes_and_workspaces(ctx):
     assert status == 200 and body["state"] == "sleeping", body
     res = _exec(ctx, sid, "cat r.txt")
     assert res["stdout"] == "across-restart\n", res
-    ctx.json("DELETE", f"/v1/sandboxes/{sid}")
-    _wait_deleted(ctx, sid)
+    _delete(ctx, sid)
 
 
 def test_long_command_is_not_put_to_sleep(ctx):
@@ -272,8 +271,7 @@ def test_long_command_is_not_put_to_sleep(ctx):
     assert status == 201, body
     res = _exec(ctx, sid, "sleep 2.5; echo finished", timeoutMs=10000)
     assert res["stdout"] == "finished\n" and res["timedOut"] is False and res["signal"] is None, res
-    ctx.json("DELETE", f"/v1/sandboxes/{sid}")
-    _wait_deleted(ctx, sid)
+    _delete(ctx, sid)
 
 
 def test_config_fields_are_independent_and_checked(ctx):
@@ -291,8 +289,7 @@ def test_config_fields_are_independent_and_checked(ctx):
     status, body = ctx.json("POST", f"/v1/sandboxes/{sid}/api/execute",
                             {"command": "echo " + "x" * 70000})
     assert status == 413 and body["code"] == "PAYLOAD_TOO_LARGE", body
-    ctx.json("DELETE", f"/v1/sandboxes/{sid}")
-    _wait_deleted(ctx, sid)
+    _delete(ctx, sid)
 
 
 def test_leftover_workspace_is_never_handed_to_a_new_sandbox(ctx):
@@ -308,8 +305,7 @@ def test_leftover_workspace_is_never_handed_to_a_new_sandbox(ctx):
     assert res["stdout"] == "0\n", res
     aside = [d for d in os.listdir(os.path.dirname(old)) if d.startswith(f".orphan-{sid}-")]
     assert len(aside) == 1, os.listdir(os.path.dirname(old))
-    ctx.json("DELETE", f"/v1/sandboxes/{sid}")
-    _wait_deleted(ctx, sid)
+    _delete(ctx, sid)
 
 
 def _sse_events(resp):
@@ -364,8 +360,7 @@ def test_stream_delivers_output_as_it_is_written(ctx):
     err = "".join(e["data"] for e in rest if e["type"] == "stderr")
     assert out == "café" and err == "two\n", rest
     assert all(e["timestamp"].endswith("Z") for e in rest), rest
-    ctx.json("DELETE", f"/v1/sandboxes/{sid}")
-    _wait_deleted(ctx, sid)
+    _delete(ctx, sid)
 
 
 def test_stream_client_gone_kills_the_command(ctx):
@@ -385,8 +380,7 @@ def test_stream_client_gone_kills_the_command(ctx):
         assert r, "a process of the command outlived its client"
         os.close(fd)
     assert ctx.healthy()
-    ctx.json("DELETE", f"/v1/sandboxes/{sid}")
-    _wait_deleted(ctx, sid)
+    _delete(ctx, sid)
 
 
 def test_stream_errors_before_start_are_plain_json(ctx):
@@ -400,8 +394,7 @@ def test_stream_errors_before_start_are_plain_json(ctx):
     events = list(_sse_events(resp))
     conn.close()
     assert events[-1]["type"] == "complete" and events[-1]["timedOut"] is True, events
-    ctx.json("DELETE", f"/v1/sandboxes/{sid}")
-    _wait_deleted(ctx, sid)
+    _delete(ctx, sid)
 
 
 def test_new_id_takes_a_spare_sandbox(ctx):
@@ -415,5 +408,4 @@ def test_new_id_takes_a_spare_sandbox(ctx):
     line = [l for l in ctx.stack.log_text().splitlines() if f"sandbox {sid} created" in l][0]
     assert line.endswith(", a spare)"), line
     assert os.path.isfile(os.path.join(_workspace(ctx, sid), "mine"))
-    ctx.json("DELETE", f"/v1/sandboxes/{sid}")
-    _wait_deleted(ctx, sid)
+    _delete(ctx, sid)

@@ -219,6 +219,18 @@ class Stack:
         return [pid for pid, ppid, uid in self._processes()
                 if ppid == self.sandboxd.pid and uid != 0 and not self._in_range(uid)]
 
+    def wait_sandbox_running(self, timeout=10):
+        """Waits until sandboxed code runs (a process of this stack's range that
+        is not an init) and returns its pids; fails after timeout seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            pids = self.sandbox_pids()
+            if pids:
+                return pids
+            if time.monotonic() >= deadline:
+                raise StackError("no sandboxed code started")
+            os.sched_yield()
+
     def sandbox_pids(self, include_init=False):
         """Host pids of sandboxed code: real uid in this stack's sandbox range.
 
