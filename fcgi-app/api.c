@@ -40,16 +40,21 @@ api_wall_ms(void)
 }
 
 void
-api_timestamp(char buf[static 32])
+api_iso_time(int64_t ms, char buf[static 32])
 {
-	struct timespec ts;
+	time_t t = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
 	struct tm tm;
 	size_t n;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
+	gmtime_r(&t, &tm);
 	n = strftime(buf, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(buf + n, 32 - n, ".%03ldZ", ts.tv_nsec / 1000000);
+	snprintf(buf + n, 32 - n, ".%03uZ", (unsigned)(ms - (int64_t)t * 1000));
+}
+
+void
+api_timestamp(char buf[static 32])
+{
+	api_iso_time((int64_t)api_wall_ms(), buf);
 }
 
 json_t *

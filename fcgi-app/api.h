@@ -48,6 +48,14 @@ int api_send_raw_error(struct api_req *req, int status, const char *headers, con
 		       json_t *context, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 
 /*
+ * A raw response: api_raw_begin() sends the status and headers (Content-Type
+ * content_type, and extra lines "Name: value\r\n"), api_raw_write() the
+ * body, piece by piece.  Each returns 0, or -ECANCELED once the client is gone.
+ */
+int api_raw_begin(struct api_req *req, int status, const char *content_type, const char *headers);
+int api_raw_write(struct api_req *req, const void *data, size_t len);
+
+/*
  * Server-sent events (text/event-stream).  api_stream_begin() sends the
  * 200 headers (and tells nginx not to buffer); api_stream_event() sends one
  * event whose data is the JSON object given (a reference is stolen);
@@ -66,6 +74,9 @@ json_t *api_ok(void);
 
 /* The time of day (CLOCK_REALTIME) in milliseconds since the epoch. */
 uint64_t api_wall_ms(void);
+
+/* Writes ms (since the epoch) as "2026-11-22T02:07:16.123Z". */
+void api_iso_time(int64_t ms, char buf[static 32]);
 
 /* Writes the current UTC time as "2026-11-22T02:07:16.123Z". */
 void api_timestamp(char buf[static 32]);

@@ -348,6 +348,17 @@ take_spare(struct master *m, const char *id)
 	return idx;
 }
 
+/* The variables of a sandbox gone (or of an earlier one of the same ID). */
+static void
+forget_env(struct master *m, const char *id)
+{
+	char path[PATH_MAX];
+
+	path_of(m, path, sizeof(path), "env", id);
+	if (unlink(path) < 0 && errno != ENOENT)
+		log_warn("sandbox %s: %s: %s", id, path, strerror(errno));
+}
+
 /* A new entry: its uid slot and its workspace (lock held).  Returns its index. */
 static int
 create(struct master *m, const char *id)
@@ -356,6 +367,7 @@ create(struct master *m, const char *id)
 	int slot, idx, r;
 	struct sbx_slot *s;
 
+	forget_env(m, id);
 	idx = take_spare(m, id);
 	if (idx != -ENOENT)
 		return idx;
@@ -446,6 +458,7 @@ finish_wipe(struct master *m, int slot, const struct sbx_result *res)
 			sbx_table_remove(m->table, idx);
 		sbx_table_unlock(m->table);
 	}
+	forget_env(m, run->id);
 	log_info("sandbox %s deleted", run->id);
 	run->state = RUN_FREE;
 	run->id[0] = '\0';
@@ -717,6 +730,11 @@ persist_open(struct master *m)
 		if (mkdir(path, 0711) < 0 && errno != EEXIST)
 			return -errno;
 	}
+	/* The sandboxes' own variables: the workers write them (env.c). */
+	snprintf(path, sizeof(path), "%s/env", m->conf->state_dir);
+	if ((mkdir(path, 0700) < 0 && errno != EEXIST) || chown(path, m->wuid, m->wgid) < 0 ||
+	    chmod(path, 0700) < 0)
+		return -errno;
 	remove_stale_sockets(m);
 	snprintf(path, sizeof(path), "%s/sandboxes.table", m->conf->state_dir);
 	r = sbx_table_open(path, m->conf->uid_slots, &m->table, &fresh);

@@ -18,34 +18,22 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "id.h"
 #include "api.h"
+#include "env.h"
+#include "id.h"
 #include "log.h"
 #include "output.h"
 #include "sandbox-exec.h"
+#include "sandboxes-private.h"
 #include "sandboxes.h"
 #include "wire.h"
 
-#define EXEC_ENV_MAX 128     /* variables a request may add */
-#define EXEC_CWD_LEN 255     /* bytes of cwd */
-#define MASTER_WAIT_MS 30000 /* a master that does not answer by then is wedged */
-
-static void
-iso_time(uint64_t ms, char buf[static 32])
-{
-	time_t t = (time_t)(ms / 1000);
-	struct tm tm;
-	size_t n;
-
-	gmtime_r(&t, &tm);
-	n = strftime(buf, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(buf + n, 32 - n, ".%03uZ", (unsigned)(ms % 1000));
-}
+#define EXEC_CWD_LEN 255 /* bytes of cwd */
 
 /* Asks the master for op on id and waits for the answer to this request. */
-static int
-ask_master(struct api_req *req, uint32_t op, uint32_t flags, const char *id, uint32_t sleep_s,
-	   bool keep_alive, struct wire_sbx_reply *ret)
+int
+sandboxes_ask_master(struct api_req *req, uint32_t op, uint32_t flags, const char *id,
+		     uint32_t sleep_s, bool keep_alive, struct wire_sbx_reply *ret)
 {
 	static uint32_t seq = 0x80000000u; /* apart from run.c's numbers */
 	struct wire_sbx msg = { .hdr = { WIRE_VERSION, WIRE_SBX, sizeof(msg) },
@@ -90,8 +78,8 @@ ask_master(struct api_req *req, uint32_t op, uint32_t flags, const char *id, uin
 }
 
 /* Sends the error for a master's answer (or failure to answer) to op. */
-static int
-master_error(struct api_req *req, const char *id, const char *what, int e)
+int
+sandboxes_master_error(struct api_req *req, const char *id, const char *what, int e)
 {
 	switch (e) {
 	case -ENOENT:
@@ -112,8 +100,8 @@ master_error(struct api_req *req, const char *id, const char *what, int e)
 }
 
 /* body plus the success and timestamp fields of every answer. */
-static json_t *
-with_ok(json_t *body)
+json_t *
+sandboxes_ok(json_t *body)
 {
 	json_t *ok = api_ok();
 
@@ -139,8 +127,8 @@ static json_t *
 sandbox_json(const struct sbx_slot *s)
 {
 	char created[32], active[32];
-	iso_time(s->created_ms, created);
-	iso_time(s->last_active_ms, active);
+	api_iso_time((int64_t)s->created_ms, created);
+	api_iso_time((int64_t)s->last_active_ms, active);
 	return json_pack("{s:s, s:s, s:s, s:s, s:i, s:b, s:{s:I, s:f, s:i, s:I}, s:[]}", "id",
 			 s->id, "state", state_name(s->state), "createdAt", created, "lastActiveAt",
 			 active, "sleepAfter", (int)s->sleep_after_s, "keepAlive",
@@ -151,8 +139,8 @@ sandbox_json(const struct sbx_slot *s)
 }
 
 /* Copies the table entry of id under the lock.  0, or -ENOENT. */
-static int
-read_entry(struct api_req *req, const char *id, struct sbx_slot *ret)
+int
+sandboxes_entry(struct api_req *req, const char *id, struct sbx_slot *ret)
 {
 	int idx;
 
@@ -170,8 +158,8 @@ read_entry(struct api_req *req, const char *id, struct sbx_slot *ret)
  * a sandbox with commands running alone, until the latest of their
  * deadlines: a worker that dies mid-command cannot keep it awake for ever.
  */
-static void
-count_command(struct api_req *req, const char *id, uint64_t deadline_ms)
+void
+sandboxes_count(struct api_req *req, const char *id, uint64_t deadline_ms)
 {
 	int idx;
 
@@ -236,7 +224,7 @@ put_sandbox(struct api_req *req, const char *id)
 	struct sbx_slot s;
 	uint32_t sleep_s = 600, flags = WIRE_SBX_CREATE;
 	bool keep = false;
-	json_t *root = NULL, *body;
+	json_t *root = NULL, *body, *vars = NULL;
 	int e;
 
 	if (req->body_len) {
@@ -265,28 +253,42 @@ put_sandbox(struct api_req *req, const char *id)
 				}
 				keep = json_is_true(v);
 				flags |= WIRE_SBX_KEEP;
+			} else if (strcmp(key, "envVars") == 0) {
+				const char *why = env_check_object(v);
+
+				if (why) {
+					json_decref(root);
+					return api_error(req, 400, "VALIDATION_FAILED", NULL,
+							 "'envVars' %s", why);
+				}
+				vars = v;
 			} else {
 				char k[64];
 
 				snprintf(k, sizeof(k), "%s", key);
 				json_decref(root);
-				return api_error(
-					req, 400, "VALIDATION_FAILED", NULL,
-					"unknown or not yet supported field '%s'; this version "
-					"takes sleepAfter and keepAlive",
-					k);
+				return api_error(req, 400, "VALIDATION_FAILED", NULL,
+						 "unknown field '%s'; this route takes sleepAfter, "
+						 "keepAlive and envVars",
+						 k);
 			}
 		}
-		json_decref(root);
 	}
-	e = ask_master(req, WIRE_SBX_ENSURE, flags, id, sleep_s, keep, &r);
+	e = sandboxes_ask_master(req, WIRE_SBX_ENSURE, flags, id, sleep_s, keep, &r);
 	if (e == 0)
 		e = r.status;
+	if (e == 0 && vars)
+		e = sandboxes_env_apply(req, id, vars);
+	json_decref(root);
+	if (e == -E2BIG)
+		return api_error(req, 413, "PAYLOAD_TOO_LARGE", NULL,
+				 "a sandbox keeps at most %d variables of at most %d bytes in all",
+				 ENV_SANDBOX_MAX, ENV_SANDBOX_BYTES);
 	if (e < 0)
-		return master_error(req, id, "started", e);
-	if (read_entry(req, id, &s) < 0)
-		return master_error(req, id, "found", -ENOENT);
-	body = with_ok(sandbox_json(&s));
+		return sandboxes_master_error(req, id, "started", e);
+	if (sandboxes_entry(req, id, &s) < 0)
+		return sandboxes_master_error(req, id, "found", -ENOENT);
+	body = sandboxes_ok(sandbox_json(&s));
 	return api_send_json(req, r.created ? 201 : 200, body);
 }
 
@@ -295,9 +297,9 @@ get_sandbox(struct api_req *req, const char *id)
 {
 	struct sbx_slot s;
 
-	if (read_entry(req, id, &s) < 0 || s.state == SBX_SLOT_DESTROYING)
-		return master_error(req, id, "found", -ENOENT);
-	return api_send_json(req, 200, with_ok(sandbox_json(&s)));
+	if (sandboxes_entry(req, id, &s) < 0 || s.state == SBX_SLOT_DESTROYING)
+		return sandboxes_master_error(req, id, "found", -ENOENT);
+	return api_send_json(req, 200, sandboxes_ok(sandbox_json(&s)));
 }
 
 static int
@@ -305,12 +307,12 @@ delete_sandbox(struct api_req *req, const char *id)
 {
 	struct wire_sbx_reply r;
 	json_t *body;
-	int e = ask_master(req, WIRE_SBX_DESTROY, 0, id, 0, false, &r);
+	int e = sandboxes_ask_master(req, WIRE_SBX_DESTROY, 0, id, 0, false, &r);
 
 	if (e == 0)
 		e = r.status;
 	if (e < 0)
-		return master_error(req, id, "deleted", e);
+		return sandboxes_master_error(req, id, "deleted", e);
 	body = api_ok();
 	if (body)
 		json_object_set_new(body, "id", json_string(id));
@@ -346,66 +348,35 @@ sandboxes_list(struct api_req *req)
 
 /* ---- commands ------------------------------------------------------------- */
 
+#define SESSION_NONE "__DISABLE_SESSION__" /* the SDK's word for "no session" */
+
 struct exec_args {
 	const char *command;
-	const char *session;
+	const char *session; /* as the caller named it ("default" when not) */
+	bool in_session;     /* false for SESSION_NONE */
+	bool detached;	     /* a stream: from the session's state, apart from it */
+	bool has_cwd;
 	char cwd[EXEC_CWD_LEN + 1];
 	const char *stdin_data;
 	size_t stdin_len;
 	uint32_t timeout_ms;
-	/* NAME=value strings built for the agent (freed by the caller). */
-	char *env[EXEC_ENV_MAX + 16];
-	unsigned nenv;
+	struct envlist env;	/* the whole environment, or a new session's */
+	struct envlist overlay; /* in a session: this command's own variables */
 };
 
-static bool
-env_name_ok(const char *n)
+bool
+sandboxes_session_ok(const char *s)
 {
-	if (!((*n >= 'A' && *n <= 'Z') || (*n >= 'a' && *n <= 'z') || *n == '_'))
+	size_t len = strlen(s);
+
+	if (len == 0 || len > SBX_SESSION_NAME_MAX || strcmp(s, SESSION_NONE) == 0)
 		return false;
-	for (n++; *n; n++)
-		if (!((*n >= 'A' && *n <= 'Z') || (*n >= 'a' && *n <= 'z') || *n == '_' ||
-		      (*n >= '0' && *n <= '9')))
-			return false;
-	return true;
+	return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") ==
+	       len;
 }
 
-static int
-add_env(struct exec_args *a, const char *name, const char *value)
-{
-	char *kv;
-
-	/* A later value of the same name replaces the earlier one. */
-	for (unsigned i = 0; i < a->nenv; i++) {
-		size_t n = strlen(name);
-
-		if (strncmp(a->env[i], name, n) == 0 && a->env[i][n] == '=') {
-			free(a->env[i]);
-			a->env[i] = a->env[--a->nenv];
-			break;
-		}
-	}
-	if (!value)
-		return 0;
-	if (a->nenv == sizeof(a->env) / sizeof(a->env[0]) - 1 ||
-	    asprintf(&kv, "%s=%s", name, value) < 0)
-		return -E2BIG;
-	a->env[a->nenv++] = kv;
-	return 0;
-}
-
-static void
-free_env(struct exec_args *a)
-{
-	for (unsigned i = 0; i < a->nenv; i++)
-		free(a->env[i]);
-	a->nenv = 0;
-}
-
-/* Decodes the body of /api/execute (a compatibility route: unknown fields are
- * ignored, as the SDK sends a few).  0, or an HTTP status already sent. */
-static int
-decode_exec(struct api_req *req, const json_t *root, const char *id, struct exec_args *a)
+int
+sandboxes_base_env(struct api_req *req, const char *id, struct envlist *e)
 {
 	static const char *const base[] = { "PATH=/usr/local/bin:/usr/bin:/bin",
 					    "HOME=/workspace",
@@ -415,8 +386,48 @@ decode_exec(struct api_req *req, const json_t *root, const char *id, struct exec
 					    "TERM=dumb",
 					    "TMPDIR=/tmp",
 					    "MPLBACKEND=Agg" };
+	int r;
+
+	for (size_t i = 0; i < sizeof(base) / sizeof(base[0]); i++) {
+		char name[16];
+		const char *eq = strchr(base[i], '=');
+
+		snprintf(name, sizeof(name), "%.*s", (int)(eq - base[i]), base[i]);
+		if ((r = envlist_set(e, name, eq + 1)) < 0)
+			return r;
+	}
+	if ((r = envlist_set(e, "HOSTNAME", id)) < 0)
+		return r;
+	/* The sandbox's own variables come last, over the defaults. */
+	r = env_sandbox_load(req->conf->state_dir, id, e);
+	if (r < 0)
+		log_warn("req %s: sandbox %s: its variables: %s", req->id, id, strerror(-r));
+	return 0;
+}
+
+int
+sandboxes_cwd(struct api_req *req, const json_t *v, const char *what, char *buf, size_t size)
+{
+	const char *c = json_is_string(v) ? json_string_value(v) : NULL;
+	int n;
+
+	if (!c || !*c || memchr(c, '\0', json_string_length(v)))
+		return api_error(req, 400, "VALIDATION_FAILED", NULL,
+				 "'%s' must be a non-empty path", what);
+	n = c[0] == '/' ? snprintf(buf, size, "%s", c) : snprintf(buf, size, "/workspace/%s", c);
+	if (n < 0 || (size_t)n >= size)
+		return api_error(req, 400, "VALIDATION_FAILED", NULL,
+				 "'%s' is longer than %zu bytes", what, size - 1);
+	return 0;
+}
+
+/* Decodes the body of /api/execute (a compatibility route: unknown fields are
+ * ignored, as the SDK sends a few).  0, or an HTTP status already sent. */
+static int
+decode_exec(struct api_req *req, const json_t *root, const char *id, struct exec_args *a)
+{
 	const json_t *v;
-	char host[80];
+	int status;
 
 	v = json_object_get(root, "command");
 	if (!json_is_string(v) || json_string_length(v) == 0)
@@ -427,23 +438,26 @@ decode_exec(struct api_req *req, const json_t *root, const char *id, struct exec
 				 "'command' contains a NUL byte");
 	a->command = json_string_value(v);
 
+	a->session = "default";
+	a->in_session = true;
 	v = json_object_get(root, "sessionId");
-	a->session = json_is_string(v) ? json_string_value(v) : "default";
+	if (v && !json_is_null(v)) {
+		if (!json_is_string(v) || (!sandboxes_session_ok(json_string_value(v)) &&
+					   strcmp(json_string_value(v), SESSION_NONE) != 0))
+			return api_error(req, 400, "VALIDATION_FAILED", NULL,
+					 "'sessionId' must be 1 to %d of [A-Za-z0-9._-]",
+					 SBX_SESSION_NAME_MAX);
+		a->session = json_string_value(v);
+		a->in_session = strcmp(a->session, SESSION_NONE) != 0;
+	}
 
 	snprintf(a->cwd, sizeof(a->cwd), "/workspace");
 	v = json_object_get(root, "cwd");
 	if (v && !json_is_null(v)) {
-		const char *c = json_is_string(v) ? json_string_value(v) : NULL;
-		int n;
-
-		if (!c || !*c || memchr(c, '\0', json_string_length(v)))
-			return api_error(req, 400, "VALIDATION_FAILED", NULL,
-					 "'cwd' must be a non-empty path");
-		n = c[0] == '/' ? snprintf(a->cwd, sizeof(a->cwd), "%s", c)
-				: snprintf(a->cwd, sizeof(a->cwd), "/workspace/%s", c);
-		if (n < 0 || (size_t)n >= sizeof(a->cwd))
-			return api_error(req, 400, "VALIDATION_FAILED", NULL,
-					 "'cwd' is longer than %d bytes", EXEC_CWD_LEN);
+		status = sandboxes_cwd(req, v, "cwd", a->cwd, sizeof(a->cwd));
+		if (status)
+			return status;
+		a->has_cwd = true;
 	}
 
 	a->timeout_ms = req->conf->exec_timeout_ms;
@@ -470,44 +484,39 @@ decode_exec(struct api_req *req, const json_t *root, const char *id, struct exec
 		a->stdin_len = json_string_length(v);
 	}
 
-	for (size_t i = 0; i < sizeof(base) / sizeof(base[0]); i++) {
-		char name[16];
-		const char *eq = strchr(base[i], '=');
-
-		snprintf(name, sizeof(name), "%.*s", (int)(eq - base[i]), base[i]);
-		if (add_env(a, name, eq + 1) < 0)
-			return api_error(req, 500, "INTERNAL_ERROR", NULL, "out of memory");
-	}
-	snprintf(host, sizeof(host), "%s", id);
-	if (add_env(a, "HOSTNAME", host) < 0)
+	if (sandboxes_base_env(req, id, &a->env) < 0)
 		return api_error(req, 500, "INTERNAL_ERROR", NULL, "out of memory");
-
 	v = json_object_get(root, "env");
 	if (v && !json_is_null(v)) {
-		const char *key;
+		const char *key, *why = env_check_object(v);
 		json_t *val;
 
-		if (!json_is_object(v) || json_object_size(v) > EXEC_ENV_MAX)
-			return api_error(req, 400, "VALIDATION_FAILED", NULL,
-					 "'env' must be an object of at most %d names",
-					 EXEC_ENV_MAX);
+		if (why)
+			return api_error(req, 400, "VALIDATION_FAILED", NULL, "'env' %s", why);
 		json_object_foreach((json_t *)v, key, val)
 		{
-			if (!env_name_ok(key) || (!json_is_string(val) && !json_is_null(val)) ||
-			    (json_is_string(val) &&
-			     memchr(json_string_value(val), '\0', json_string_length(val))))
-				return api_error(
-					req, 400, "VALIDATION_FAILED", NULL,
-					"'env' names are [A-Za-z_][A-Za-z0-9_]* and values "
-					"strings (null unsets)");
-			if (add_env(a, key, json_is_string(val) ? json_string_value(val) : NULL) <
-			    0)
+			const char *value = json_is_string(val) ? json_string_value(val) : NULL;
+			int r;
+
+			/* In a session, this command's own: undone when it ends. */
+			if (a->in_session)
+				r = value ? envlist_set(&a->overlay, key, value)
+					  : envlist_unset_mark(&a->overlay, key);
+			else
+				r = envlist_set(&a->env, key, value);
+			if (r < 0)
 				return api_error(req, 413, "PAYLOAD_TOO_LARGE", NULL,
 						 "too many environment variables");
 		}
 	}
-	a->env[a->nenv] = NULL;
 	return 0;
+}
+
+static void
+free_exec_args(struct exec_args *a)
+{
+	envlist_free(&a->env);
+	envlist_free(&a->overlay);
 }
 
 /* stdin as a sealed memfd: any size, no writer to keep alive. */
@@ -552,8 +561,8 @@ on_agent(void *ctx)
 
 /* Wakes or creates sandbox id and connects to its agent.  A failure of the
  * master's comes back in *ret_master (the return value is then 0). */
-static int
-connect_agent(struct api_req *req, const char *id, int *ret_conn, int *ret_master)
+int
+sandboxes_connect(struct api_req *req, const char *id, int *ret_conn, int *ret_master)
 {
 	struct wire_sbx_reply r;
 	char sock[PATH_MAX];
@@ -563,7 +572,7 @@ connect_agent(struct api_req *req, const char *id, int *ret_conn, int *ret_maste
 	/* An agent can end between the master's answer and our connect (it slept
 	 * or crashed): then ask again, once. */
 	for (int attempt = 0;; attempt++) {
-		e = ask_master(req, WIRE_SBX_ENSURE, WIRE_SBX_CREATE, id, 0, false, &r);
+		e = sandboxes_ask_master(req, WIRE_SBX_ENSURE, WIRE_SBX_CREATE, id, 0, false, &r);
 		if (e == 0)
 			e = r.status;
 		if (e < 0) {
@@ -587,10 +596,15 @@ static int
 run_on(struct api_req *req, const char *id, struct exec_args *a, struct output *o, int conn,
        struct sbx_exec_result *res)
 {
-	const char *argv[] = { "/bin/bash", "-c", a->command, NULL };
-	struct sbx_exec_req er = { .argv = argv,
-				   .envp = (const char *const *)a->env,
-				   .cwd = a->cwd,
+	const char *shell[] = { "/bin/bash", "-c", a->command, NULL };
+	const char *cmd[] = { a->command, NULL };
+	struct sbx_exec_req er = { .argv = a->in_session ? cmd : shell,
+				   .envp = (const char *const *)a->env.v,
+				   .overlay =
+					   a->in_session ? (const char *const *)a->overlay.v : NULL,
+				   .session = a->in_session ? a->session : NULL,
+				   .detached = a->detached,
+				   .cwd = a->in_session && !a->has_cwd ? NULL : a->cwd,
 				   .timeout_ms = a->timeout_ms,
 				   .stdin_fd = -1 };
 	struct agent_wait w = { conn, res };
@@ -605,7 +619,7 @@ run_on(struct api_req *req, const char *id, struct exec_args *a, struct output *
 	}
 	er.stdout_fd = o->out_w;
 	er.stderr_fd = o->err_w;
-	count_command(req, id, api_wall_ms() + a->timeout_ms + MASTER_WAIT_MS);
+	sandboxes_count(req, id, api_wall_ms() + a->timeout_ms + MASTER_WAIT_MS);
 	e = sbx_exec_send(conn, &er);
 	output_handed(o);
 	if (er.stdin_fd >= 0)
@@ -616,8 +630,24 @@ run_on(struct api_req *req, const char *id, struct exec_args *a, struct output *
 	/* Closing the connection early (client gone, a failure here) kills the
 	 * command's whole tree: the agent sees the hang-up. */
 	close(conn);
-	count_command(req, id, 0);
+	sandboxes_count(req, id, 0);
 	return e;
+}
+
+int
+sandboxes_agent_error(struct api_req *req, const char *id, int from_master, int e)
+{
+	if (from_master)
+		return sandboxes_master_error(req, id, "started", from_master);
+	if (e == -EPIPE || e == -ECONNRESET || e == -EHOSTDOWN)
+		/* The agent went away before or during the request: the sandbox was
+		 * deleted, it slept, or sandboxd is stopping. */
+		return api_error(req, 503, "SERVICE_UNAVAILABLE", NULL,
+				 "the sandbox ended while it was being asked (deleted, or "
+				 "sandboxd stopping); retry");
+	log_error("req %s: sandbox %s: the agent: %s", req->id, id, strerror(-e));
+	return api_error(req, 500, "INTERNAL_ERROR", NULL, "the request failed inside sandboxd: %s",
+			 strerror(-e));
 }
 
 /* Sends the error for a failure before any output, as JSON. */
@@ -625,28 +655,29 @@ static int
 exec_error(struct api_req *req, const char *id, const struct exec_args *a, int from_master, int e,
 	   const struct sbx_exec_result *res)
 {
-	if (from_master)
-		return master_error(req, id, "started", from_master);
 	if (e == -E2BIG)
 		return api_error(req, 413, "PAYLOAD_TOO_LARGE", NULL,
 				 "the command and its environment pass %d bytes", SBX_STRINGS_MAX);
-	if (e == -EPIPE || e == -ECONNRESET || e == -EHOSTDOWN)
-		/* The agent went away before or during the command: the sandbox was
-		 * deleted, it slept, or sandboxd is stopping. */
-		return api_error(req, 503, "SERVICE_UNAVAILABLE", NULL,
-				 "the sandbox ended while the command ran (deleted, or sandboxd "
-				 "stopping); retry");
-	if (e < 0) {
-		log_error("req %s: sandbox %s: command failed: %s", req->id, id, strerror(-e));
-		return api_error(req, 500, "INTERNAL_ERROR", NULL,
-				 "the command failed inside sandboxd: %s", strerror(-e));
-	}
+	if (from_master || e < 0)
+		return sandboxes_agent_error(req, id, from_master, e);
 	if (res->setup.step == SBX_STEP_CWD)
 		/* The one set-up step the caller controls. */
 		return api_error(
 			req, 400, "VALIDATION_FAILED",
 			json_pack("{s:s, s:s}", "cwd", a->cwd, "error", strerror(res->setup.err)),
 			"cannot run in '%s': %s", a->cwd, strerror(res->setup.err));
+	if (res->setup.step == SBX_STEP_PROGRAM && res->setup.err == EUSERS)
+		return api_error(req, 503, "CAPACITY_EXCEEDED",
+				 json_pack("{s:s}", "sessionId", a->session),
+				 "no room for session '%s': a sandbox has at most %d; delete one",
+				 a->session, SBX_SESSIONS_MAX);
+	if (res->setup.step == SBX_STEP_PROGRAM && res->setup.err == ESRCH)
+		return api_error(
+			req, 410, "SESSION_DESTROYED", json_pack("{s:s}", "sessionId", a->session),
+			"session '%s' was deleted while the command waited for it", a->session);
+	if (res->setup.step == SBX_STEP_PROGRAM && res->setup.err == E2BIG)
+		return api_error(req, 413, "PAYLOAD_TOO_LARGE", NULL,
+				 "the session's environment and the command's pass the limit");
 	return api_error(req, 500, "INTERNAL_ERROR",
 			 json_pack("{s:s, s:s}", "step", sbx_step_name(res->setup.step), "error",
 				   strerror(res->setup.err)),
@@ -688,7 +719,7 @@ execute(struct api_req *req, const char *id)
 	status = exec_prepare(req, id, &root, &a, &o);
 	if (status)
 		goto out;
-	e = connect_agent(req, id, &conn, &from_master);
+	e = sandboxes_connect(req, id, &conn, &from_master);
 	if (e == 0 && !from_master)
 		e = run_on(req, id, &a, &o, conn, &res);
 	if (e == -ECANCELED) {
@@ -709,7 +740,7 @@ execute(struct api_req *req, const char *id)
 	status = api_send_json(req, 200, body);
 out:
 	output_close(&o);
-	free_env(&a);
+	free_exec_args(&a);
 	json_decref(root);
 	return status;
 }
@@ -765,7 +796,7 @@ execute_stream(struct api_req *req, const char *id)
 		goto out;
 	/* Failures before the command starts are plain HTTP errors; after the
 	 * headers, every stream ends with a "complete" or an "error" event. */
-	e = connect_agent(req, id, &conn, &from_master);
+	e = sandboxes_connect(req, id, &conn, &from_master);
 	if (from_master || e < 0) {
 		status = exec_error(req, id, &a, from_master, e, &res);
 		goto out;
@@ -778,6 +809,10 @@ execute_stream(struct api_req *req, const char *id)
 		close(conn);
 		goto out;
 	}
+	/* As the SDK's execStream: a stream starts from its session's cwd and
+	 * environment, runs beside the session's other calls, and leaves the
+	 * session as it was. */
+	a.detached = true;
 	o.on_chunk = on_chunk;
 	o.on_tick = on_tick;
 	o.stream_ctx = req;
@@ -808,7 +843,7 @@ execute_stream(struct api_req *req, const char *id)
 	api_stream_event(req, ev);
 out:
 	output_close(&o);
-	free_env(&a);
+	free_exec_args(&a);
 	json_decref(root);
 	return status;
 }
@@ -820,6 +855,7 @@ sandboxes_route(struct api_req *req)
 	size_t len = strcspn(p, "/");
 	const char *rest = p + len, *why;
 	char id[64];
+	int status;
 
 	if (!id_check(p, len, &why))
 		return api_error(req, 400, "INVALID_SANDBOX_ID",
@@ -851,7 +887,11 @@ sandboxes_route(struct api_req *req)
 		return api_send_raw_error(req, 405, "Allow: POST\r\n", "METHOD_NOT_ALLOWED", NULL,
 					  "this route does not accept that method");
 	}
-	return api_error(req, 404, "NOT_FOUND", NULL,
-			 "no such sandbox route (this version has /api/execute and "
-			 "/api/execute/stream)");
+	status = sessions_route(req, id, rest);
+	if (!status)
+		status = files_route(req, id, rest);
+	if (status)
+		return status;
+	return api_error(req, 404, "NOT_FOUND", json_pack("{s:s}", "path", req->path),
+			 "no such sandbox route");
 }

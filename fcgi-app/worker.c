@@ -21,6 +21,41 @@
 #include "route.h"
 #include "worker.h"
 
+int
+api_raw_begin(struct api_req *req, int status, const char *content_type, const char *headers)
+{
+	FCGX_Request *rq = req->fcgx;
+
+	if (FCGX_FPrintF(rq->out,
+			 "Status: %d %s\r\n"
+			 "Content-Type: %s\r\n"
+			 "Cache-Control: no-store\r\n"
+			 "X-Content-Type-Options: nosniff\r\n"
+			 "X-Request-Id: %s\r\n"
+			 "%s"
+			 "\r\n",
+			 status, api_reason(status), content_type, req->id,
+			 headers ? headers : "") < 0)
+		return -ECANCELED;
+	return 0;
+}
+
+int
+api_raw_write(struct api_req *req, const void *data, size_t len)
+{
+	FCGX_Request *rq = req->fcgx;
+
+	while (len) {
+		int chunk = len > (1u << 30) ? 1 << 30 : (int)len;
+
+		if (FCGX_PutStr(data, chunk, rq->out) != chunk)
+			return -ECANCELED;
+		data = (const char *)data + chunk;
+		len -= (size_t)chunk;
+	}
+	return 0;
+}
+
 static void
 send_response(struct api_req *req, int status, const char *headers, const char *body, size_t len)
 {

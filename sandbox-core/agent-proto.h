@@ -11,8 +11,10 @@
  * and argv: sandbox-agent MODE NOFILE FSIZE_BYTES PIDS, where MODE is
  *   once   run the one program that arrives on fd 3, then exit with it;
  *   serve  a persistent sandbox: accept connections on the listening socket
- *          at fd 6 and run one command per connection (struct exec_hdr),
- *          each in its own pid namespace, until killed.
+ *          at fd 6, one request per connection (a command, struct
+ *          exec_hdr, each in its own pid namespace; a question about
+ *          sessions, struct sess_req; a file operation, struct file_req),
+ *          until killed.
  */
 #ifndef SANDBOX_AGENT_PROTO_H
 #define SANDBOX_AGENT_PROTO_H
@@ -21,6 +23,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "sandbox-exec.h"
 #include "sandbox.h"
 
 #define AGENT_FD_CTL 3
@@ -68,17 +71,36 @@ struct host_msg {
 
 #define EXEC_MAGIC 0x53425845u /* "SBXE" */
 #define EXEC_CWD_MAX 256
+#define EXEC_SESSION 4u	 /* a shell command in a session (see below) */
+#define EXEC_DETACHED 8u /* with EXEC_SESSION: from the session's state, apart */
 
-/* A command for a persistent sandbox, on a connection to its agent: this
- * header, then argc + envc NUL-terminated strings, with stdout, stderr and
- * [stdin] as fds. */
+#define AGENT_SESSION_MAX 64  /* bytes of a session's name, with its NUL */
+#define AGENT_SESSIONS_MAX 32 /* sessions per sandbox */
+#define AGENT_STATE_FD 990    /* where a session's shell leaves its state */
+
+/*
+ * A command for a persistent sandbox, on a connection to its agent: this
+ * header, then argc + envc + ovc NUL-terminated strings, with stdout, stderr
+ * and [stdin] as fds.
+ *
+ * Without EXEC_SESSION, argv and the environment are the program's own (ovc
+ * is 0).  With it, argc is 1 and argv[0] is a shell command run in session
+ * `session` (created on first use) by bash, so that cd and export persist:
+ * the env strings are the environment of a session that has none yet, the
+ * ovc NAME=value strings override it for this command only (a bare NAME
+ * unsets), and an empty cwd means the session's own.  With EXEC_DETACHED the
+ * command starts from the session's state at once, without waiting for the
+ * session or changing it (a stream).
+ */
 struct exec_hdr {
 	uint32_t magic;		/* EXEC_MAGIC */
-	uint32_t flags;		/* GO_HAS_STDIN */
+	uint32_t flags;		/* GO_HAS_STDIN, EXEC_SESSION */
 	uint32_t argc;		/* 1..SBX_ARGS_MAX */
 	uint32_t envc;		/* 0..SBX_ARGS_MAX */
 	uint32_t timeout_ms;	/* 0: none */
-	char cwd[EXEC_CWD_MAX]; /* absolute, NUL-terminated */
+	uint32_t ovc;		/* 0..SBX_ARGS_MAX */
+	char cwd[EXEC_CWD_MAX]; /* absolute, NUL-terminated; "" with EXEC_SESSION */
+	char session[AGENT_SESSION_MAX];
 };
 
 #define EXEC_MAX (sizeof(struct exec_hdr) + SBX_STRINGS_MAX)
@@ -87,11 +109,72 @@ struct exec_hdr {
 struct exec_done {
 	uint32_t magic;	     /* EXEC_MAGIC */
 	int32_t step;	     /* enum sbx_step that failed before the program ran, or 0 */
-	int32_t err;	     /* its errno */
+	int32_t err;	     /* its errno (EUSERS: no room for another session) */
 	int32_t have_status; /* wstatus is the program's */
 	int32_t wstatus;
 	uint32_t timed_out; /* the agent killed it at timeout_ms */
 	uint64_t wall_us;   /* from the request to the end of the tree */
+};
+
+/* ---- sessions ---- */
+
+#define SESS_MAGIC 0x53425853u /* "SBXS" */
+
+enum sess_op {
+	SESS_CREATE = 1, /* name, cwd, envc NAME=value strings: the session's start */
+	SESS_LIST,
+	SESS_DELETE, /* kills the command it runs */
+	SESS_SETENV, /* envc strings, NAME=value to set or NAME to unset, in every session */
+};
+
+/* A request about sessions, answered at once: this header, then envc strings. */
+struct sess_req {
+	uint32_t magic; /* SESS_MAGIC */
+	uint32_t op;	/* enum sess_op */
+	uint32_t envc;	/* 0..SBX_ARGS_MAX */
+	char name[AGENT_SESSION_MAX];
+	char cwd[EXEC_CWD_MAX];
+};
+
+struct sess_info {
+	char name[AGENT_SESSION_MAX];
+	char cwd[EXEC_CWD_MAX]; /* "" until its first command or a cwd at creation */
+	uint32_t busy;		/* a command is running in it */
+};
+
+/* The answer: this, then count struct sess_info (SESS_LIST). */
+struct sess_reply {
+	uint32_t magic; /* SESS_MAGIC */
+	int32_t err;	/* 0, EEXIST, ENOENT, EUSERS, EINVAL */
+	uint32_t count;
+};
+
+/* ---- files (the ops, flags and records are in sandbox-exec.h) ---- */
+
+#define FILE_MAGIC 0x53425846u /* "SBXF" */
+
+/*
+ * A file operation, done by a child of the agent with the credentials and
+ * seccomp filter of the sandbox's user, in the sandbox's own filesystem: so
+ * that paths resolve inside the sandbox only, whatever symlinks its code
+ * planted.  This header, with one fd for READ, WRITE and LIST.
+ */
+struct file_req {
+	uint32_t magic; /* FILE_MAGIC */
+	uint32_t op;	/* enum sbx_file_op */
+	uint32_t flags; /* SBX_FILE_RECURSIVE, SBX_FILE_HIDDEN */
+	uint32_t pad;
+	uint64_t size;		       /* WRITE: the bytes that will come; READ: the most to send */
+	char path[SBX_FILE_PATH_MAX];  /* absolute, NUL-terminated */
+	char path2[SBX_FILE_PATH_MAX]; /* RENAME's target */
+};
+
+/* The answer, once the operation's child has ended. */
+struct file_done {
+	uint32_t magic; /* FILE_MAGIC */
+	int32_t err;	/* errno, or 0 */
+	struct sbx_file_info info;
+	uint64_t count; /* READ: bytes sent; WRITE: bytes written; LIST: entries sent */
 };
 
 /* A code file goes straight into /tmp under a plain name. */

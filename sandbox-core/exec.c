@@ -31,6 +31,53 @@ sbx_exec_connect(const char *socket_path)
 	return fd;
 }
 
+/* Sends len bytes of buf and nfds fds (0..3) as one message.  0 or -errno. */
+static int
+send_with_fds(int conn, const void *buf, size_t len, const int *fds, int nfds)
+{
+	union {
+		struct cmsghdr align;
+		char b[CMSG_SPACE(3 * sizeof(int))];
+	} cbuf;
+	struct iovec iov = { (void *)buf, len };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	ssize_t n;
+
+	if (nfds > 0) {
+		struct cmsghdr *cm;
+
+		memset(cbuf.b, 0, sizeof(cbuf.b));
+		mh.msg_control = cbuf.b;
+		mh.msg_controllen = CMSG_SPACE((size_t)nfds * sizeof(int));
+		cm = CMSG_FIRSTHDR(&mh);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
+		memcpy(CMSG_DATA(cm), fds, (size_t)nfds * sizeof(int));
+	}
+	do
+		n = sendmsg(conn, &mh, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	return (size_t)n == len ? 0 : -EIO;
+}
+
+/* Receives one answer of at most len bytes.  Its length, or -errno (-EPIPE at
+ * end of file). */
+static ssize_t
+recv_answer(int conn, void *buf, size_t len)
+{
+	ssize_t n;
+
+	do
+		n = recv(conn, buf, len, 0);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	return n == 0 ? -EPIPE : n;
+}
+
 static int
 pack(char *buf, size_t *off, const char *const *v, uint32_t *count)
 {
@@ -52,60 +99,47 @@ sbx_exec_send(int conn, const struct sbx_exec_req *req)
 	static char buf[EXEC_MAX];
 	struct exec_hdr h = { .magic = EXEC_MAGIC, .timeout_ms = req->timeout_ms };
 	const char *cwd = req->cwd ? req->cwd : "/workspace";
-	union {
-		struct cmsghdr align;
-		char b[CMSG_SPACE(3 * sizeof(int))];
-	} cbuf;
-	struct iovec iov;
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf.b };
-	struct cmsghdr *cm;
 	int fds[3] = { req->stdout_fd, req->stderr_fd, req->stdin_fd }, nfds = 2, r;
 	size_t off = sizeof(h);
-	ssize_t n;
 
-	if (!req->argv || !req->argv[0] || req->argv[0][0] != '/' || req->stdout_fd < 0 ||
-	    req->stderr_fd < 0)
+	if (!req->argv || !req->argv[0] || req->stdout_fd < 0 || req->stderr_fd < 0)
 		return -EINVAL;
-	if (cwd[0] != '/' || strlen(cwd) >= sizeof(h.cwd))
+	if (req->session) {
+		size_t len = strlen(req->session);
+
+		if (len == 0 || len >= sizeof(h.session) || req->argv[1])
+			return -EINVAL;
+		memcpy(h.session, req->session, len + 1);
+		h.flags |= EXEC_SESSION | (req->detached ? EXEC_DETACHED : 0);
+		cwd = req->cwd ? req->cwd : "";
+		if (cwd[0] && cwd[0] != '/')
+			return -EINVAL;
+	} else if (req->argv[0][0] != '/' || req->overlay || cwd[0] != '/') {
+		return -EINVAL;
+	}
+	if (strlen(cwd) >= sizeof(h.cwd))
 		return -EINVAL;
 	memcpy(h.cwd, cwd, strlen(cwd) + 1);
 	if ((r = pack(buf, &off, req->argv, &h.argc)) < 0 ||
-	    (r = pack(buf, &off, req->envp, &h.envc)) < 0)
+	    (r = pack(buf, &off, req->envp, &h.envc)) < 0 ||
+	    (r = pack(buf, &off, req->overlay, &h.ovc)) < 0)
 		return r;
 	if (req->stdin_fd >= 0) {
 		h.flags |= GO_HAS_STDIN;
 		nfds = 3;
 	}
 	memcpy(buf, &h, sizeof(h));
-	iov = (struct iovec){ buf, off };
-	memset(cbuf.b, 0, sizeof(cbuf.b));
-	mh.msg_controllen = CMSG_SPACE((size_t)nfds * sizeof(int));
-	cm = CMSG_FIRSTHDR(&mh);
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
-	memcpy(CMSG_DATA(cm), fds, (size_t)nfds * sizeof(int));
-	do
-		n = sendmsg(conn, &mh, MSG_NOSIGNAL);
-	while (n < 0 && errno == EINTR);
-	if (n < 0)
-		return -errno;
-	return (size_t)n == off ? 0 : -EIO;
+	return send_with_fds(conn, buf, off, fds, nfds);
 }
 
 int
 sbx_exec_recv(int conn, struct sbx_exec_result *ret)
 {
 	struct exec_done d;
-	ssize_t n;
+	ssize_t n = recv_answer(conn, &d, sizeof(d));
 
-	do
-		n = recv(conn, &d, sizeof(d), 0);
-	while (n < 0 && errno == EINTR);
 	if (n < 0)
-		return -errno;
-	if (n == 0)
-		return -EPIPE;
+		return (int)n;
 	if ((size_t)n != sizeof(d) || d.magic != EXEC_MAGIC)
 		return -EBADMSG;
 	*ret = (struct sbx_exec_result){ .timed_out = d.timed_out != 0, .wall_us = d.wall_us };
@@ -124,4 +158,99 @@ sbx_exec_recv(int conn, struct sbx_exec_result *ret)
 		ret->exit_code = 128 + SIGKILL;
 	}
 	return 0;
+}
+
+int
+sbx_session(int conn, enum sbx_session_op op, const char *name, const char *cwd,
+	    const char *const *env, struct sbx_session *ret, unsigned max, unsigned *ret_count)
+{
+	static char buf[EXEC_MAX];
+	static struct {
+		struct sess_reply r;
+		struct sess_info info[AGENT_SESSIONS_MAX];
+	} in;
+	struct sess_req h = { .magic = SESS_MAGIC, .op = (uint32_t)op };
+	size_t off = sizeof(h);
+	ssize_t n;
+	int r;
+
+	if (name && strlen(name) >= sizeof(h.name))
+		return -EINVAL;
+	if (cwd && strlen(cwd) >= sizeof(h.cwd))
+		return -EINVAL;
+	if (name)
+		memcpy(h.name, name, strlen(name) + 1);
+	if (cwd)
+		memcpy(h.cwd, cwd, strlen(cwd) + 1);
+	if ((r = pack(buf, &off, env, &h.envc)) < 0)
+		return r;
+	memcpy(buf, &h, sizeof(h));
+	r = send_with_fds(conn, buf, off, NULL, 0);
+	if (r < 0)
+		return r;
+	n = recv_answer(conn, &in, sizeof(in));
+	if (n < 0)
+		return (int)n;
+	if ((size_t)n < sizeof(in.r) || in.r.magic != SESS_MAGIC ||
+	    in.r.count > AGENT_SESSIONS_MAX ||
+	    (size_t)n != sizeof(in.r) + in.r.count * sizeof(in.info[0]))
+		return -EBADMSG;
+	if (in.r.err)
+		return -in.r.err;
+	for (unsigned i = 0; i < in.r.count && i < max; i++) {
+		in.info[i].name[sizeof(in.info[i].name) - 1] = '\0';
+		in.info[i].cwd[sizeof(in.info[i].cwd) - 1] = '\0';
+		memcpy(ret[i].name, in.info[i].name, sizeof(ret[i].name));
+		ret[i].name[sizeof(ret[i].name) - 1] = '\0';
+		memcpy(ret[i].cwd, in.info[i].cwd, sizeof(ret[i].cwd));
+		ret[i].busy = in.info[i].busy != 0;
+	}
+	if (ret_count)
+		*ret_count = in.r.count < max ? in.r.count : max;
+	return 0;
+}
+
+int
+sbx_file_send(int conn, const struct sbx_file_req *req)
+{
+	static struct file_req r;
+	bool has_fd =
+		req->op == SBX_FILE_READ || req->op == SBX_FILE_WRITE || req->op == SBX_FILE_LIST;
+
+	if (!req->path || req->path[0] != '/' || strlen(req->path) >= sizeof(r.path) ||
+	    (has_fd && req->fd < 0))
+		return -EINVAL;
+	if (req->op == SBX_FILE_RENAME &&
+	    (!req->path2 || req->path2[0] != '/' || strlen(req->path2) >= sizeof(r.path2)))
+		return -EINVAL;
+	memset(&r, 0, sizeof(r));
+	r.magic = FILE_MAGIC;
+	r.op = (uint32_t)req->op;
+	r.flags = req->flags;
+	r.size = req->size;
+	memcpy(r.path, req->path, strlen(req->path) + 1);
+	if (req->op == SBX_FILE_RENAME)
+		memcpy(r.path2, req->path2, strlen(req->path2) + 1);
+	return send_with_fds(conn, &r, sizeof(r), &req->fd, has_fd);
+}
+
+int
+sbx_file_recv(int conn, struct sbx_file_result *ret)
+{
+	struct file_done d;
+	ssize_t n = recv_answer(conn, &d, sizeof(d));
+
+	if (n < 0)
+		return (int)n;
+	if ((size_t)n != sizeof(d) || d.magic != FILE_MAGIC || d.err < 0)
+		return -EBADMSG;
+	*ret = (struct sbx_file_result){ .err = d.err, .info = d.info, .count = d.count };
+	return 0;
+}
+
+int
+sbx_file_meta_check(const struct sbx_file_meta *m)
+{
+	return m->magic == FILE_MAGIC && m->err >= 0 && m->info.type <= SBX_FILE_OTHER ? 0
+										       : -EBADMSG;
 }

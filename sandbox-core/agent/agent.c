@@ -9,13 +9,15 @@
  * exits, the kernel kills whatever is left in the namespace.
  *
  * In "serve" mode (a persistent sandbox) it accepts connections from
- * sandboxd's workers and runs one command per connection, each under an init
- * of its own in a nested pid namespace: killing that init (timeout, or the
- * worker hanging up) ends the command's whole tree, and nothing can slip out
- * of it by setsid() or double forks.
+ * sandboxd's workers, one request per connection.  A command runs under an
+ * init of its own in a nested pid namespace: killing that init (timeout, or
+ * the worker hanging up) ends the command's whole tree, and nothing can slip
+ * out of it by setsid() or double forks.  A command in a session waits for
+ * the session's previous one (session.c).  A file operation runs in a child
+ * that has become the sandbox's user (files.c).
  *
  * Small and static: libc only, no allocation.  It trusts nothing it
- * receives: the program message is checked field by field.
+ * receives: every message is checked field by field.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -26,8 +28,10 @@
 #include <linux/seccomp.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -40,25 +44,27 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../agent-proto.h"
+#include "agent.h"
 
 /* A program once received: pointers into msgbuf. */
 struct program {
-	const char *argv[SBX_ARGS_MAX + 1];
-	const char *envp[SBX_ARGS_MAX + 1];
+	const char *argv[SBX_ARGS_MAX + 5];
+	const char *envp[2 * SBX_ARGS_MAX + 1];
 	char code_path[sizeof(((struct go_hdr *)0)->code_path)];
 	char cwd[EXEC_CWD_MAX];
+	bool cwd_fallback; /* a session's cwd that may be gone: then /workspace */
 	int stdin_fd, stdout_fd, stderr_fd, code_fd;
+	int state_fd; /* a session's: the shell leaves its state there */
 };
 
-static char msgbuf[EXEC_MAX > GO_MAX ? EXEC_MAX : GO_MAX];
-/* Where fail() reports: the sandbox's report pipe, or a command's own pipe. */
-static int report_fd = AGENT_FD_REPORT;
+#define MSG_MAX (EXEC_MAX > GO_MAX ? EXEC_MAX : GO_MAX)
+static char msgbuf[MSG_MAX > sizeof(struct file_req) ? MSG_MAX : sizeof(struct file_req)];
+int report_fd = AGENT_FD_REPORT;
 static struct sock_filter filter[BPF_MAXINSNS];
 static struct sock_fprog seccomp_prog;
 static struct rlimit lim_nofile, lim_fsize, lim_nproc;
 
-static _Noreturn void
+_Noreturn void
 fail(enum sbx_step step)
 {
 	struct report rep = { REPORT_MAGIC, (int32_t)step, errno, 0, 0 };
@@ -152,33 +158,40 @@ recv_msg(int sock, int *fds, int *ret_nfds)
 	return n;
 }
 
+/* Points v[0..count) at the next count strings in msgbuf, from *off; every
+ * one must end inside the n bytes received.  v[count] = NULL. */
+static int
+take_strings(size_t *off, ssize_t n, uint32_t count, const char **v)
+{
+	errno = EBADMSG;
+	if (count > SBX_ARGS_MAX)
+		return -1;
+	for (uint32_t i = 0; i < count; i++) {
+		const char *end;
+
+		if (*off >= (size_t)n)
+			return -1;
+		end = memchr(msgbuf + *off, '\0', (size_t)n - *off);
+		if (!end)
+			return -1;
+		v[i] = msgbuf + *off;
+		*off = (size_t)(end - msgbuf) + 1;
+	}
+	v[count] = NULL;
+	return 0;
+}
+
 /* Points argv and envp of p at the argc + envc strings that follow the header
- * (hdr bytes) in msgbuf; every one must end inside the n bytes received. */
+ * (hdr bytes) in msgbuf. */
 static int
 parse_strings(size_t hdr, ssize_t n, uint32_t argc, uint32_t envc, struct program *p)
 {
 	size_t off = hdr;
 
 	errno = EBADMSG;
-	if (argc < 1 || argc > SBX_ARGS_MAX || envc > SBX_ARGS_MAX)
+	if (argc < 1 || take_strings(&off, n, argc, p->argv) < 0 ||
+	    take_strings(&off, n, envc, p->envp) < 0)
 		return -1;
-	for (uint32_t i = 0; i < argc + envc; i++) {
-		const char *str, *end;
-
-		if (off >= (size_t)n)
-			return -1;
-		str = msgbuf + off;
-		end = memchr(str, '\0', (size_t)n - off);
-		if (!end)
-			return -1;
-		if (i < argc)
-			p->argv[i] = str;
-		else
-			p->envp[i - argc] = str;
-		off = (size_t)(end - msgbuf) + 1;
-	}
-	p->argv[argc] = NULL;
-	p->envp[envc] = NULL;
 	return p->argv[0][0] == '/' ? 0 : -1;
 }
 
@@ -218,45 +231,14 @@ receive_program(struct program *p)
 	p->stdin_fd = h.flags & GO_HAS_STDIN ? fds[2] : -1;
 	p->code_fd = h.flags & GO_HAS_CODE ? fds[want - 1] : -1;
 	p->cwd[0] = '\0';
+	p->cwd_fallback = false;
+	p->state_fd = -1;
 	if (p->code_fd >= 0) {
 		memcpy(p->code_path, h.code_path, sizeof(p->code_path));
 		p->code_path[sizeof(p->code_path) - 1] = '\0';
 		if (!agent_valid_code_path(p->code_path))
 			goto bad;
 	}
-	return 0;
-bad:
-	close_fds(fds, nfds);
-	errno = EBADMSG;
-	return -1;
-}
-
-/* Serve mode: reads a command from a worker's connection.  0 or -1 (errno). */
-static int
-receive_command(int conn, struct program *p, uint32_t *ret_timeout_ms)
-{
-	struct exec_hdr h;
-	int fds[4], nfds, want;
-	ssize_t n = recv_msg(conn, fds, &nfds);
-
-	if (n <= 0) {
-		errno = n == 0 ? EPIPE : errno;
-		return -1;
-	}
-	if ((size_t)n < sizeof(h))
-		goto bad;
-	memcpy(&h, msgbuf, sizeof(h));
-	want = 2 + !!(h.flags & GO_HAS_STDIN);
-	h.cwd[sizeof(h.cwd) - 1] = '\0';
-	if (h.magic != EXEC_MAGIC || nfds != want || h.cwd[0] != '/' ||
-	    parse_strings(sizeof(h), n, h.argc, h.envc, p) < 0)
-		goto bad;
-	p->stdout_fd = fds[0];
-	p->stderr_fd = fds[1];
-	p->stdin_fd = h.flags & GO_HAS_STDIN ? fds[2] : -1;
-	p->code_fd = -1;
-	memcpy(p->cwd, h.cwd, sizeof(p->cwd));
-	*ret_timeout_ms = h.timeout_ms;
 	return 0;
 bad:
 	close_fds(fds, nfds);
@@ -293,11 +275,54 @@ copy_code(const struct program *p)
 	return close(fd);
 }
 
+enum sbx_step
+become_user(void)
+{
+	struct rlimit core = { 0, 0 };
+
+	/* RLIMIT_NPROC counts per host uid, and each sandbox has its own, so it
+	 * backs up pids.max without touching other sandboxes. */
+	if (setrlimit(RLIMIT_CORE, &core) < 0 || setrlimit(RLIMIT_NOFILE, &lim_nofile) < 0 ||
+	    setrlimit(RLIMIT_FSIZE, &lim_fsize) < 0 || setrlimit(RLIMIT_NPROC, &lim_nproc) < 0)
+		return SBX_STEP_RLIMIT;
+
+	/* Capabilities: empty the bounding and ambient sets, then leave uid 0.  A
+	 * change from uid 0 to non-zero clears the permitted and effective sets. */
+	for (int cap = 0; cap <= 63; cap++)
+		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
+			return SBX_STEP_CAPS;
+	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0)
+		return SBX_STEP_CAPS;
+	if (setgroups(0, NULL) < 0 || setresgid(SBX_USER_GID, SBX_USER_GID, SBX_USER_GID) < 0 ||
+	    setresuid(SBX_USER_UID, SBX_USER_UID, SBX_USER_UID) < 0)
+		return SBX_STEP_CAPS;
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		return SBX_STEP_NO_NEW_PRIVS;
+	/* Last: the filter also binds everything above. */
+	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &seccomp_prog) < 0)
+		return SBX_STEP_SECCOMP;
+	return SBX_STEP_NONE;
+}
+
+/* Closes every fd from 3 up but keep (which may be -1). */
+static void
+close_all_but(int keep)
+{
+	if (keep < 3) {
+		syscall(SYS_close_range, 3, ~0u, 0);
+		return;
+	}
+	if (keep > 3)
+		syscall(SYS_close_range, 3, keep - 1, 0);
+	syscall(SYS_close_range, keep + 1, ~0u, 0);
+}
+
 /* The program's side of the fork: the last containment steps, then execve(). */
 static _Noreturn void
 exec_program(const struct program *p)
 {
-	struct rlimit core = { 0, 0 };
+	enum sbx_step step;
 	int in = p->stdin_fd;
 
 	if (setsid() < 0)
@@ -308,10 +333,20 @@ exec_program(const struct program *p)
 	 * and 0-5 are taken. */
 	if (dup2(in, 0) < 0 || dup2(p->stdout_fd, 1) < 0 || dup2(p->stderr_fd, 2) < 0)
 		fail(SBX_STEP_STDIO);
-	/* Only 0-2 reach the program; the report pipe is CLOEXEC and goes at execve. */
-	if (report_fd > 3)
-		syscall(SYS_close_range, 3, report_fd - 1, 0);
-	syscall(SYS_close_range, report_fd + 1, ~0u, 0);
+	/* Only 0-2 (and a session's state fd) reach the program; the report pipe
+	 * is CLOEXEC and goes at execve. */
+	if (p->state_fd >= 0) {
+		/* dup2() onto itself would keep close-on-exec. */
+		if (p->state_fd == AGENT_STATE_FD ? fcntl(p->state_fd, F_SETFD, 0) < 0
+						  : dup2(p->state_fd, AGENT_STATE_FD) < 0)
+			fail(SBX_STEP_STDIO);
+		if (report_fd > 3)
+			syscall(SYS_close_range, 3, report_fd - 1, 0);
+		syscall(SYS_close_range, report_fd + 1, AGENT_STATE_FD - 1, 0);
+		syscall(SYS_close_range, AGENT_STATE_FD + 1, ~0u, 0);
+	} else {
+		close_all_but(report_fd);
+	}
 	{
 		/* The agent blocks SIGCHLD for its signalfd; the mask survives execve. */
 		sigset_t none;
@@ -319,31 +354,12 @@ exec_program(const struct program *p)
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 	}
-
-	/* RLIMIT_NPROC counts per host uid, and each sandbox has its own, so it
-	 * backs up pids.max without touching other sandboxes. */
-	if (setrlimit(RLIMIT_CORE, &core) < 0 || setrlimit(RLIMIT_NOFILE, &lim_nofile) < 0 ||
-	    setrlimit(RLIMIT_FSIZE, &lim_fsize) < 0 || setrlimit(RLIMIT_NPROC, &lim_nproc) < 0)
-		fail(SBX_STEP_RLIMIT);
-	if (chdir(p->cwd[0] ? p->cwd : "/workspace") < 0)
+	if (chdir(p->cwd[0] ? p->cwd : "/workspace") < 0 &&
+	    !(p->cwd_fallback && chdir("/workspace") == 0))
 		fail(SBX_STEP_CWD);
-
-	/* Capabilities: empty the bounding and ambient sets, then leave uid 0.  A
-	 * change from uid 0 to non-zero clears the permitted and effective sets. */
-	for (int cap = 0; cap <= 63; cap++)
-		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
-			fail(SBX_STEP_CAPS);
-	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0)
-		fail(SBX_STEP_CAPS);
-	if (setgroups(0, NULL) < 0 || setresgid(SBX_USER_GID, SBX_USER_GID, SBX_USER_GID) < 0 ||
-	    setresuid(SBX_USER_UID, SBX_USER_UID, SBX_USER_UID) < 0)
-		fail(SBX_STEP_CAPS);
-
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-		fail(SBX_STEP_NO_NEW_PRIVS);
-	/* Last before execve: the filter also binds everything above. */
-	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &seccomp_prog) < 0)
-		fail(SBX_STEP_SECCOMP);
+	step = become_user();
+	if (step != SBX_STEP_NONE)
+		fail(step);
 	execve(p->argv[0], (char *const *)p->argv, (char *const *)p->envp);
 	fail(SBX_STEP_EXEC);
 }
@@ -401,17 +417,32 @@ run_as_init(struct program *p)
 
 #define MAX_CMDS 64
 
-/* A worker's connection, and the command it asked for. */
+enum cmd_state {
+	CMD_FREE,
+	CMD_NEW,     /* accepted; its request not read yet */
+	CMD_WAITING, /* a command for a busy session: left in the socket meanwhile */
+	CMD_RUNNING, /* a command's init or a file operation's child runs */
+};
+
+/* A worker's connection, and what it asked for. */
 struct cmd {
-	int conn;	   /* -1: free */
-	pid_t init;	   /* the command's init (pid 1 of its own pid namespace); 0: not started */
-	int status_r;	   /* read end of the init's report pipe */
-	uint64_t start_ns; /* CLOCK_MONOTONIC at the request */
+	enum cmd_state state;
+	bool is_file; /* a file operation, not a command */
+	int conn;     /* -1: free */
+	int pfd;      /* its conn's index in this round's pollfds, or -1 */
+	pid_t init;   /* the command's init (pid 1 of its own pid namespace), or the child */
+	int status_r; /* read end of its report pipe */
+	int state_fd; /* a session command's state memfd, or -1 */
+	int session;  /* a session command's session, or -1 */
+	uint32_t session_gen;
+	uint64_t seq;	      /* accept order: a session's commands run in it */
+	uint64_t start_ns;    /* CLOCK_MONOTONIC at the start */
 	uint64_t deadline_ns; /* 0: none */
 	bool timed_out;
 };
 
 static struct cmd cmds[MAX_CMDS];
+static struct program prog;
 
 static uint64_t
 now_ns(void)
@@ -423,11 +454,43 @@ now_ns(void)
 }
 
 static void
+free_cmd(struct cmd *c)
+{
+	*c = (struct cmd){ .conn = -1, .pfd = -1, .status_r = -1, .state_fd = -1, .session = -1 };
+}
+
+static void release_session(int idx);
+
+/* Closes c, and lets its session's next command run. */
+static void
+end_cmd(struct cmd *c)
+{
+	int idx = -1;
+
+	if (c->session >= 0 && session_generation(c->session) == c->session_gen) {
+		idx = c->session;
+		if (session_running(idx) == (int)(c - cmds) && c->state_fd >= 0)
+			session_end(idx, c->state_fd);
+		else if (session_running(idx) == (int)(c - cmds))
+			session_set_running(idx, -1);
+	}
+	if (c->conn >= 0)
+		close(c->conn);
+	if (c->status_r >= 0)
+		close(c->status_r);
+	if (c->state_fd >= 0)
+		close(c->state_fd);
+	free_cmd(c);
+	if (idx >= 0)
+		release_session(idx);
+}
+
+static void
 answer(struct cmd *c, const struct report *rep)
 {
 	struct exec_done d = { .magic = EXEC_MAGIC,
 			       .timed_out = c->timed_out,
-			       .wall_us = (now_ns() - c->start_ns) / 1000 };
+			       .wall_us = c->start_ns ? (now_ns() - c->start_ns) / 1000 : 0 };
 
 	if (rep && rep->magic == REPORT_MAGIC) {
 		d.step = rep->step;
@@ -436,10 +499,25 @@ answer(struct cmd *c, const struct report *rep)
 		d.wstatus = rep->wstatus;
 	}
 	(void)!send(c->conn, &d, sizeof(d), MSG_NOSIGNAL);
-	close(c->conn);
-	if (c->status_r >= 0)
-		close(c->status_r);
-	*c = (struct cmd){ .conn = -1, .status_r = -1 };
+	end_cmd(c);
+}
+
+/* Answers a command that never started: step failed with err. */
+static void
+refuse(struct cmd *c, enum sbx_step step, int err)
+{
+	struct report rep = { REPORT_MAGIC, (int32_t)step, err, 0, 0 };
+
+	answer(c, &rep);
+}
+
+static void
+close_program_fds(const struct program *p)
+{
+	close(p->stdout_fd);
+	close(p->stderr_fd);
+	if (p->stdin_fd >= 0)
+		close(p->stdin_fd);
 }
 
 /* Binds path onto itself read-only (kept flags as in contain.c's bind_ro()). */
@@ -480,27 +558,22 @@ start_command(struct cmd *c, struct program *p)
 	pid_t pid;
 
 	if (pipe2(st, O_CLOEXEC) < 0) {
-		struct report rep = { REPORT_MAGIC, SBX_STEP_FORK, errno, 0, 0 };
-
 		/* The worker waits for end-of-file on its pipes: let go of them. */
-		close(p->stdout_fd);
-		close(p->stderr_fd);
-		if (p->stdin_fd >= 0)
-			close(p->stdin_fd);
-		answer(c, &rep);
+		close_program_fds(p);
+		refuse(c, SBX_STEP_FORK, errno);
 		return;
 	}
 	pid = (pid_t)syscall(SYS_clone, CLONE_NEWPID | CLONE_NEWNS | SIGCHLD, 0, 0, 0, 0);
 	if (pid == 0) {
 		/* The command's init.  Nothing of the agent's but the command's own fds
 		 * and its report pipe. */
-		int keep[4] = { p->stdout_fd, p->stderr_fd, p->stdin_fd, st[1] };
+		int keep[5] = { p->stdout_fd, p->stderr_fd, p->stdin_fd, st[1], p->state_fd };
 
 		report_fd = st[1];
 		for (int fd = 3; fd < 1024; fd++) {
 			bool k = false;
 
-			for (int i = 0; i < 4; i++)
+			for (int i = 0; i < 5; i++)
 				k |= keep[i] == fd;
 			if (!k)
 				close(fd);
@@ -513,19 +586,319 @@ start_command(struct cmd *c, struct program *p)
 		run_as_init(p);
 	}
 	close(st[1]);
-	close(p->stdout_fd);
-	close(p->stderr_fd);
-	if (p->stdin_fd >= 0)
-		close(p->stdin_fd);
+	close_program_fds(p);
 	if (pid < 0) {
-		struct report rep = { REPORT_MAGIC, SBX_STEP_FORK, errno, 0, 0 };
-
 		close(st[0]);
-		answer(c, &rep);
+		refuse(c, SBX_STEP_FORK, errno);
 		return;
 	}
+	c->state = CMD_RUNNING;
 	c->init = pid;
 	c->status_r = st[0];
+}
+
+/* Receives c's command (its session, if any, is free) and starts it. */
+static void
+start_exec(struct cmd *c)
+{
+	static const char *base[SBX_ARGS_MAX + 1], *ov[SBX_ARGS_MAX + 1];
+	struct program *p = &prog;
+	struct exec_hdr h;
+	int fds[4], nfds, want;
+	ssize_t n = recv_msg(c->conn, fds, &nfds);
+	size_t off = sizeof(h);
+	bool detached;
+
+	if (n <= 0) {
+		end_cmd(c); /* the worker is gone */
+		return;
+	}
+	if ((size_t)n < sizeof(h))
+		goto bad;
+	memcpy(&h, msgbuf, sizeof(h));
+	want = 2 + !!(h.flags & GO_HAS_STDIN);
+	h.cwd[sizeof(h.cwd) - 1] = '\0';
+	h.session[sizeof(h.session) - 1] = '\0';
+	if (h.magic != EXEC_MAGIC || nfds != want)
+		goto bad;
+	p->stdout_fd = fds[0];
+	p->stderr_fd = fds[1];
+	p->stdin_fd = h.flags & GO_HAS_STDIN ? fds[2] : -1;
+	p->code_fd = -1;
+	p->state_fd = -1;
+	p->cwd_fallback = false;
+	memcpy(p->cwd, h.cwd, sizeof(p->cwd));
+	c->start_ns = now_ns();
+	c->deadline_ns = h.timeout_ms ? c->start_ns + h.timeout_ms * 1000000ull : 0;
+	if (!(h.flags & EXEC_SESSION)) {
+		if (h.ovc || h.cwd[0] != '/' || parse_strings(sizeof(h), n, h.argc, h.envc, p) < 0)
+			goto bad;
+		start_command(c, p);
+		return;
+	}
+
+	/* A session's command: bash runs it in the shell itself (session.c). */
+	if (c->session < 0 || h.argc != 1 || (h.cwd[0] && h.cwd[0] != '/') ||
+	    take_strings(&off, n, 1, &p->argv[4]) < 0 || take_strings(&off, n, h.envc, base) < 0 ||
+	    take_strings(&off, n, h.ovc, ov) < 0)
+		goto bad;
+	detached = (h.flags & EXEC_DETACHED) != 0;
+	if (session_begin(c->session, base, h.envc, ov, h.ovc, h.cwd[0] != '\0', !detached, p->envp,
+			  sizeof(p->envp) / sizeof(p->envp[0])) < 0) {
+		close_program_fds(p);
+		refuse(c, SBX_STEP_PROGRAM, errno);
+		return;
+	}
+	p->argv[0] = "/bin/bash";
+	p->argv[1] = "-c";
+	p->argv[2] = session_wrapper;
+	p->argv[3] = "bash";
+	p->argv[5] = NULL;
+	if (!h.cwd[0]) {
+		snprintf(p->cwd, sizeof(p->cwd), "%s", session_cwd(c->session));
+		p->cwd_fallback = true;
+	}
+	if (detached) {
+		/* The command alone, and the session is none of its business. */
+		p->argv[2] = p->argv[4];
+		p->argv[4] = NULL;
+		c->session = -1;
+		start_command(c, p);
+		return;
+	}
+	c->state_fd = p->state_fd = memfd_create("session", MFD_CLOEXEC);
+	if (c->state_fd < 0) {
+		session_end(c->session, -1);
+		close_program_fds(p);
+		refuse(c, SBX_STEP_FORK, errno);
+		return;
+	}
+	session_set_running(c->session, (int)(c - cmds));
+	start_command(c, p);
+	return;
+bad:
+	close_fds(fds, nfds);
+	refuse(c, SBX_STEP_PROGRAM, EBADMSG);
+}
+
+/* The session is free: its oldest waiting command runs. */
+static void
+release_session(int idx)
+{
+	struct cmd *next = NULL;
+
+	if (session_running(idx) >= 0)
+		return;
+	for (int i = 0; i < MAX_CMDS; i++) {
+		struct cmd *c = &cmds[i];
+
+		if (c->state == CMD_WAITING && c->session == idx &&
+		    c->session_gen == session_generation(idx) && (!next || c->seq < next->seq))
+			next = c;
+	}
+	if (next) {
+		next->pfd = -1; /* not polled as a running command this round */
+		start_exec(next);
+	}
+}
+
+/* Answers a question about sessions. */
+static void
+do_session(struct cmd *c)
+{
+	static const char *env[SBX_ARGS_MAX + 1];
+	static struct {
+		struct sess_reply r;
+		struct sess_info info[AGENT_SESSIONS_MAX];
+	} out;
+	struct sess_req h;
+	int fds[4], nfds, idx;
+	ssize_t n = recv_msg(c->conn, fds, &nfds);
+	size_t off = sizeof(h), len = sizeof(out.r);
+
+	close_fds(fds, nfds);
+	out.r = (struct sess_reply){ .magic = SESS_MAGIC };
+	if (n < (ssize_t)sizeof(h) || nfds) {
+		out.r.err = EBADMSG;
+		goto reply;
+	}
+	memcpy(&h, msgbuf, sizeof(h));
+	h.name[sizeof(h.name) - 1] = '\0';
+	h.cwd[sizeof(h.cwd) - 1] = '\0';
+	if (take_strings(&off, n, h.envc, env) < 0) {
+		out.r.err = EBADMSG;
+		goto reply;
+	}
+	switch (h.op) {
+	case SESS_CREATE:
+		if (!h.name[0] || (h.cwd[0] && h.cwd[0] != '/'))
+			out.r.err = EINVAL;
+		else if (session_create(h.name, h.cwd, env, h.envc) < 0)
+			out.r.err = errno;
+		break;
+	case SESS_LIST:
+		out.r.count = session_list(out.info, AGENT_SESSIONS_MAX);
+		len += out.r.count * sizeof(out.info[0]);
+		break;
+	case SESS_DELETE: {
+		uint32_t gen;
+		int running;
+
+		idx = session_find(h.name);
+		if (idx < 0) {
+			out.r.err = ENOENT;
+			break;
+		}
+		/* Forgotten first, so that nothing more starts in it. */
+		gen = session_generation(idx);
+		running = session_running(idx);
+		session_delete(idx);
+		if (running >= 0)
+			kill(cmds[running].init, SIGKILL);
+		for (int i = 0; i < MAX_CMDS; i++)
+			if (cmds[i].state == CMD_WAITING && cmds[i].session == idx &&
+			    cmds[i].session_gen == gen)
+				refuse(&cmds[i], SBX_STEP_PROGRAM, ESRCH);
+		break;
+	}
+	case SESS_SETENV:
+		if (session_setenv(env, h.envc) < 0)
+			out.r.err = errno;
+		break;
+	default: out.r.err = EINVAL;
+	}
+reply:
+	(void)!send(c->conn, &out, len, MSG_NOSIGNAL);
+	end_cmd(c);
+}
+
+/* Answers a file operation whose child ended: its answer, or EIO. */
+static void
+answer_file(struct cmd *c)
+{
+	union {
+		struct file_done d;
+		struct report rep;
+	} in = { 0 };
+	struct file_done d = { .magic = FILE_MAGIC, .err = EIO };
+	ssize_t r = read(c->status_r, &in, sizeof(in));
+
+	if (r == (ssize_t)sizeof(in.d) && in.d.magic == FILE_MAGIC)
+		d = in.d;
+	else if (r == (ssize_t)sizeof(in.rep) && in.rep.magic == REPORT_MAGIC && in.rep.err)
+		d.err = in.rep.err; /* it failed to become the sandbox's user */
+	(void)!send(c->conn, &d, sizeof(d), MSG_NOSIGNAL);
+	end_cmd(c);
+}
+
+/* Receives a file operation and starts its child. */
+static void
+start_file(struct cmd *c)
+{
+	static struct file_req r;
+	int fds[4], nfds, st[2], want;
+	ssize_t n = recv_msg(c->conn, fds, &nfds);
+	pid_t pid;
+
+	if (n <= 0) {
+		end_cmd(c);
+		return;
+	}
+	c->is_file = true;
+	memcpy(&r, msgbuf, n < (ssize_t)sizeof(r) ? (size_t)n : sizeof(r));
+	r.path[sizeof(r.path) - 1] = '\0';
+	r.path2[sizeof(r.path2) - 1] = '\0';
+	want = r.op == SBX_FILE_READ || r.op == SBX_FILE_WRITE || r.op == SBX_FILE_LIST;
+	if (n != (ssize_t)sizeof(r) || r.magic != FILE_MAGIC || r.op < SBX_FILE_STAT ||
+	    r.op > SBX_FILE_LIST || nfds != want || r.path[0] != '/' ||
+	    (r.op == SBX_FILE_RENAME && r.path2[0] != '/') || pipe2(st, O_CLOEXEC) < 0) {
+		struct file_done d = { .magic = FILE_MAGIC, .err = EBADMSG };
+
+		close_fds(fds, nfds);
+		(void)!send(c->conn, &d, sizeof(d), MSG_NOSIGNAL);
+		end_cmd(c);
+		return;
+	}
+	pid = fork();
+	if (pid == 0) {
+		int data = want ? fds[0] : -1;
+		enum sbx_step step;
+		sigset_t none;
+
+		report_fd = st[1];
+		for (int fd = 3; fd < 1024; fd++)
+			if (fd != data && fd != st[1])
+				close(fd);
+		syscall(SYS_close_range, 1024, ~0u, 0);
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+			fail(SBX_STEP_CREDS);
+		if (chdir("/workspace") < 0)
+			fail(SBX_STEP_CWD);
+		step = become_user();
+		if (step != SBX_STEP_NONE)
+			fail(step);
+		files_run(&r, data);
+	}
+	close(st[1]);
+	close_fds(fds, nfds);
+	if (pid < 0) {
+		struct file_done d = { .magic = FILE_MAGIC, .err = errno };
+
+		close(st[0]);
+		(void)!send(c->conn, &d, sizeof(d), MSG_NOSIGNAL);
+		end_cmd(c);
+		return;
+	}
+	c->state = CMD_RUNNING;
+	c->init = pid;
+	c->status_r = st[0];
+	c->start_ns = now_ns();
+}
+
+/* Reads the header of c's request, without taking it, and acts on it. */
+static void
+intake(struct cmd *c)
+{
+	union {
+		uint32_t magic;
+		struct exec_hdr e;
+	} h;
+	ssize_t n = recv(c->conn, &h, sizeof(h), MSG_PEEK | MSG_DONTWAIT);
+
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n < (ssize_t)sizeof(h.magic)) {
+		end_cmd(c); /* hung up, or nothing we understand */
+		return;
+	}
+	if (h.magic == SESS_MAGIC) {
+		do_session(c);
+		return;
+	}
+	if (h.magic == FILE_MAGIC) {
+		start_file(c);
+		return;
+	}
+	if (h.magic == EXEC_MAGIC && n == (ssize_t)sizeof(h.e) && (h.e.flags & EXEC_SESSION)) {
+		h.e.session[sizeof(h.e.session) - 1] = '\0';
+		c->session = h.e.session[0] ? session_get(h.e.session) : -1;
+		if (c->session < 0) {
+			int fds[4], nfds;
+
+			if (recv_msg(c->conn, fds, &nfds) > 0)
+				close_fds(fds, nfds);
+			refuse(c, SBX_STEP_PROGRAM, h.e.session[0] ? EUSERS : EBADMSG);
+			return;
+		}
+		c->session_gen = session_generation(c->session);
+		if (session_running(c->session) >= 0 && !(h.e.flags & EXEC_DETACHED)) {
+			c->state = CMD_WAITING;
+			return;
+		}
+	}
+	start_exec(c);
 }
 
 /* Writes path (in the read-only root, made writable for the moment) afresh. */
@@ -566,12 +939,12 @@ static _Noreturn void
 serve(void)
 {
 	static struct pollfd pfd[3 + 2 * MAX_CMDS];
-	static struct program p;
+	uint64_t seq = 0;
 	sigset_t mask;
 	int sigfd;
 
 	for (int i = 0; i < MAX_CMDS; i++)
-		cmds[i] = (struct cmd){ .conn = -1, .status_r = -1 };
+		free_cmd(&cmds[i]);
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGCHLD);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
@@ -597,14 +970,15 @@ serve(void)
 		pfd[n++] = (struct pollfd){ sigfd, POLLIN, 0 };
 		pfd[n++] = (struct pollfd){ ctl_open ? AGENT_FD_CTL : -1, POLLIN, 0 };
 		for (int i = 0; i < MAX_CMDS; i++)
-			nfree += cmds[i].conn < 0;
+			nfree += cmds[i].state == CMD_FREE;
 		pfd[n++] = (struct pollfd){ nfree ? AGENT_FD_LISTEN : -1, POLLIN, 0 };
 		for (int i = 0; i < MAX_CMDS; i++) {
 			struct cmd *c = &cmds[i];
 
-			if (c->conn < 0)
+			c->pfd = -1;
+			if (c->state == CMD_FREE)
 				continue;
-			if (c->init && c->deadline_ns && !c->timed_out) {
+			if (c->state == CMD_RUNNING && c->deadline_ns && !c->timed_out) {
 				if (c->deadline_ns <= now) {
 					c->timed_out = true;
 					kill(c->init, SIGKILL);
@@ -612,10 +986,12 @@ serve(void)
 					next = c->deadline_ns;
 				}
 			}
-			/* Before the command starts: its request.  After: hang-ups only
-			 * (events 0 still reports POLLHUP), and the init's report. */
-			pfd[n++] = (struct pollfd){ c->conn, c->init ? 0 : POLLIN, 0 };
-			pfd[n++] = (struct pollfd){ c->init ? c->status_r : -1, POLLIN, 0 };
+			/* A new request: its message.  Otherwise hang-ups only (events 0
+			 * still reports POLLHUP), and a running one's report. */
+			c->pfd = n;
+			pfd[n++] = (struct pollfd){ c->conn, c->state == CMD_NEW ? POLLIN : 0, 0 };
+			pfd[n++] = (struct pollfd){ c->state == CMD_RUNNING ? c->status_r : -1,
+						    POLLIN, 0 };
 		}
 		timeout = next == UINT64_MAX ? -1 : (int)((next - now) / 1000000) + 1;
 		if (poll(pfd, (nfds_t)n, timeout) < 0 && errno != EINTR)
@@ -626,7 +1002,7 @@ serve(void)
 
 			while (read(sigfd, &si, sizeof(si)) == sizeof(si))
 				;
-			/* Reap the commands' inits; their report pipes say the rest. */
+			/* Reap the inits and children; their report pipes say the rest. */
 			while (waitpid(-1, NULL, WNOHANG | __WALL) > 0)
 				;
 		}
@@ -640,48 +1016,43 @@ serve(void)
 			else if (r <= 0)
 				ctl_open = false; /* the parent is gone, or never speaks */
 		}
-		for (int i = 0, k = 3; i < MAX_CMDS; i++) {
+		for (int i = 0; i < MAX_CMDS; i++) {
 			struct cmd *c = &cmds[i];
 			short conn_ev, st_ev;
 
-			if (c->conn < 0)
+			/* Skipped: free, or changed since the poll (a session's next). */
+			if (c->pfd < 0)
 				continue;
-			conn_ev = pfd[k++].revents;
-			st_ev = pfd[k++].revents;
-			if (!c->init && (conn_ev & (POLLIN | POLLHUP | POLLERR))) {
-				uint32_t timeout_ms = 0;
-
-				if (receive_command(c->conn, &p, &timeout_ms) < 0) {
-					struct report rep = { REPORT_MAGIC, SBX_STEP_PROGRAM, errno,
-							      0, 0 };
-
-					answer(c, &rep);
-					continue;
-				}
-				c->start_ns = now_ns();
-				c->deadline_ns =
-					timeout_ms ? c->start_ns + timeout_ms * 1000000ull : 0;
-				start_command(c, &p);
-				continue;
-			}
-			if (c->init && (st_ev & (POLLIN | POLLHUP))) {
-				struct report rep = { 0 };
-				ssize_t r = read(c->status_r, &rep, sizeof(rep));
-
+			conn_ev = pfd[c->pfd].revents;
+			st_ev = pfd[c->pfd + 1].revents;
+			if (c->state == CMD_NEW && (conn_ev & (POLLIN | POLLHUP | POLLERR))) {
+				intake(c);
+			} else if (c->state == CMD_WAITING && (conn_ev & (POLLHUP | POLLERR))) {
+				end_cmd(c); /* the worker gave up waiting */
+			} else if (c->state == CMD_RUNNING && (st_ev & (POLLIN | POLLHUP))) {
 				/* The init has written its report or died (timeout, hang-up). */
-				answer(c, r == (ssize_t)sizeof(rep) ? &rep : NULL);
-				continue;
-			}
-			if (c->init && (conn_ev & (POLLHUP | POLLERR)))
-				/* The worker is gone: so is its command. */
+				if (c->is_file) {
+					answer_file(c);
+				} else {
+					struct report rep = { 0 };
+					ssize_t r = read(c->status_r, &rep, sizeof(rep));
+
+					answer(c, r == (ssize_t)sizeof(rep) ? &rep : NULL);
+				}
+			} else if (c->state == CMD_RUNNING && (conn_ev & (POLLHUP | POLLERR))) {
+				/* The worker is gone: so is what it started. */
 				kill(c->init, SIGKILL);
+			}
 		}
 		if (pfd[2].revents & POLLIN) {
 			int conn = accept4(AGENT_FD_LISTEN, NULL, NULL, SOCK_CLOEXEC);
 
 			for (int i = 0; conn >= 0 && i < MAX_CMDS; i++)
-				if (cmds[i].conn < 0) {
-					cmds[i] = (struct cmd){ .conn = conn, .status_r = -1 };
+				if (cmds[i].state == CMD_FREE) {
+					free_cmd(&cmds[i]);
+					cmds[i].state = CMD_NEW;
+					cmds[i].conn = conn;
+					cmds[i].seq = ++seq;
 					conn = -1;
 				}
 			if (conn >= 0)

@@ -3,10 +3,10 @@
  * its agent directly (a FastCGI worker does this, not the master).
  *
  * A persistent sandbox's agent listens on a unix socket (SOCK_SEQPACKET)
- * that the master bound on the host.  One connection carries one command:
- * the request, with the fds of the command's stdio, then one answer when
- * the command's whole process tree has ended.  Closing the connection early
- * kills the command.
+ * that the master bound on the host.  One connection carries one request
+ * and its answer: a command (with the fds of its stdio; the answer comes
+ * when its whole process tree has ended), a question about sessions, or a
+ * file operation.  Closing the connection early kills what it started.
  */
 #ifndef SANDBOX_EXEC_H
 #define SANDBOX_EXEC_H
@@ -16,14 +16,26 @@
 
 #include "sandbox.h"
 
+#define SBX_SESSION_NAME_MAX 63 /* bytes of a session's name */
+#define SBX_SESSIONS_MAX 32	/* sessions per sandbox */
+
 struct sbx_exec_req {
-	const char *const *argv; /* argv[0] absolute, inside the sandbox */
-	const char *const *envp; /* the whole environment */
-	const char *cwd;	 /* absolute, < 256 bytes; NULL: /workspace */
-	uint32_t timeout_ms;	 /* 0: no limit */
-	int stdin_fd;		 /* -1: /dev/null */
-	int stdout_fd;		 /* required */
-	int stderr_fd;		 /* required */
+	/* Without a session: argv[0] absolute, inside the sandbox, and envp the
+	 * whole environment.  In a session: argv[0] a shell command (argv[1]
+	 * NULL), run by bash in the session's cwd and environment, so that cd and
+	 * export persist; envp is the environment a new session starts with, and
+	 * overlay adds to it for this command only. */
+	const char *const *argv;
+	const char *const *envp;
+	const char *const *overlay; /* NAME=value; NULL: none */
+	const char *session;	    /* NULL: none; else 1..SBX_SESSION_NAME_MAX bytes */
+	bool detached;		    /* from the session's state, neither waiting for
+				     * the session nor changing it */
+	const char *cwd;	    /* absolute, < 256 bytes; NULL: /workspace, or the session's */
+	uint32_t timeout_ms;	    /* 0: no limit */
+	int stdin_fd;		    /* -1: /dev/null */
+	int stdout_fd;		    /* required */
+	int stderr_fd;		    /* required */
 };
 
 struct sbx_exec_result {
@@ -31,7 +43,10 @@ struct sbx_exec_result {
 	int signal;	      /* the signal that ended it, 0 if it exited */
 	bool timed_out;	      /* killed, with its whole tree, at timeout_ms */
 	uint64_t wall_us;     /* as the agent measured it */
-	struct sbx_err setup; /* step != SBX_STEP_NONE: the command never ran */
+	struct sbx_err setup; /* step != SBX_STEP_NONE: the command never ran
+			       * (SBX_STEP_PROGRAM with EUSERS: no room for
+			       * its session; ESRCH: its session was deleted
+			       * while it waited) */
 };
 
 /* Connects to an agent's socket.  Returns the fd (CLOEXEC) or a negative errno. */
@@ -49,5 +64,93 @@ int sbx_exec_send(int conn, const struct sbx_exec_req *req);
  * agent went away without answering, -EBADMSG for a malformed answer.
  */
 int sbx_exec_recv(int conn, struct sbx_exec_result *ret);
+
+/* ---- sessions ---- */
+
+enum sbx_session_op {
+	SBX_SESSION_CREATE = 1, /* name, cwd (NULL: /workspace), env: its start */
+	SBX_SESSION_LIST,	/* into ret, up to max */
+	SBX_SESSION_DELETE,	/* name; kills the command it runs */
+	SBX_SESSION_SETENV,	/* env: NAME=value sets, NAME unsets, in every session */
+};
+
+struct sbx_session {
+	char name[SBX_SESSION_NAME_MAX + 1];
+	char cwd[256]; /* "" while it has none of its own (/workspace) */
+	bool busy;     /* a command runs in it */
+};
+
+/*
+ * One request about sessions on a fresh connection (which it closes).
+ * Returns 0 (and, for LIST, the number of sessions in *ret_count), or
+ * -EEXIST, -ENOENT, -EUSERS (no room), -EINVAL, -E2BIG, or a transport
+ * error (-EPIPE, -EBADMSG).
+ */
+int sbx_session(int conn, enum sbx_session_op op, const char *name, const char *cwd,
+		const char *const *env, struct sbx_session *ret, unsigned max, unsigned *ret_count);
+
+/* ---- files ---- */
+
+#define SBX_FILE_PATH_MAX 4096 /* bytes of a path, with its NUL */
+
+enum sbx_file_op {
+	SBX_FILE_STAT = 1, /* lstat(): the answer's info */
+	SBX_FILE_READ,	   /* to fd: struct sbx_file_meta, then the bytes when err is 0 */
+	SBX_FILE_WRITE,	   /* size bytes from fd replace the file, atomically */
+	SBX_FILE_MKDIR,
+	SBX_FILE_DELETE,
+	SBX_FILE_RENAME, /* path to path2 */
+	SBX_FILE_LIST,	 /* to fd: struct sbx_file_info and namelen bytes, per entry */
+};
+
+#define SBX_FILE_RECURSIVE 1u /* mkdir -p, rm -r, a listing of subdirectories */
+#define SBX_FILE_HIDDEN 2u    /* a listing with dot entries */
+
+enum sbx_file_type { SBX_FILE_NONE, SBX_FILE_REG, SBX_FILE_DIR, SBX_FILE_LNK, SBX_FILE_OTHER };
+
+#define SBX_FILE_PERM_R 4u /* for the sandbox's user */
+#define SBX_FILE_PERM_W 2u
+#define SBX_FILE_PERM_X 1u
+
+/* A file, as the agent describes it (also a record on the wire). */
+struct sbx_file_info {
+	uint32_t type;	  /* enum sbx_file_type */
+	uint32_t mode;	  /* st_mode & 07777 */
+	uint32_t perms;	  /* SBX_FILE_PERM_* */
+	uint32_t namelen; /* LIST: bytes of the name (relative to the listed path) that follow */
+	uint64_t size;
+	int64_t mtime_ms;
+};
+
+/* READ: what comes first on the fd. */
+struct sbx_file_meta {
+	uint32_t magic;
+	int32_t err; /* errno: nothing follows */
+	struct sbx_file_info info;
+};
+
+struct sbx_file_req {
+	enum sbx_file_op op;
+	uint32_t flags;	   /* SBX_FILE_RECURSIVE, SBX_FILE_HIDDEN */
+	const char *path;  /* absolute, < SBX_FILE_PATH_MAX bytes */
+	const char *path2; /* RENAME */
+	uint64_t size;	   /* WRITE: the bytes fd will carry; READ: the most to send */
+	int fd;		   /* READ, LIST: where to write; WRITE: where to read; else -1 */
+};
+
+struct sbx_file_result {
+	int err; /* errno of the operation, or 0 */
+	struct sbx_file_info info;
+	uint64_t count; /* READ: bytes sent; WRITE: written; LIST: entries */
+};
+
+/* Sends a file operation on conn (the caller keeps fd).  0 or a negative errno. */
+int sbx_file_send(int conn, const struct sbx_file_req *req);
+
+/* Reads its answer.  0, -EPIPE if the agent went away, -EBADMSG. */
+int sbx_file_recv(int conn, struct sbx_file_result *ret);
+
+/* Checks the meta record a READ sends first.  0, or -EBADMSG. */
+int sbx_file_meta_check(const struct sbx_file_meta *m);
 
 #endif

@@ -37,3 +37,26 @@ def test_sandbox_client_commands(ctx):
     assert [e["data"] for e in out["events"] if e["type"] == "stdout"] == ["one\n"], out["events"]
     assert [e["data"] for e in out["events"] if e["type"] == "stderr"] == ["two\n"], out["events"]
     ctx.json("DELETE", f"/v1/sandboxes/{sid}")
+
+
+def test_sandbox_client_sessions_and_files(ctx):
+    sid = "sdk-" + os.urandom(4).hex()
+    out = _run_client(ctx, "sessions-files.mjs", sid)
+    assert out["created"] is True and out["deleted"] is True, out
+    assert out["work"] == "/tmp/sub 2 hi\n", out
+    assert out["other"] == "/workspace [] []\n", out
+    assert out["mkdir"] is True, out
+    assert out["text"] == {"content": "héllo\n", "encoding": "utf-8", "isBinary": False,
+                           "mimeType": "text/plain", "size": len("héllo\n".encode())}, out
+    assert out["bin"] == {"content": "AAEC/w==", "encoding": "base64", "isBinary": True}, out
+    assert out["streamed"] == {"content": "héllo\n", "mimeType": "text/plain"}, out
+    assert out["streamedBin"] == [0, 1, 2, 255], out
+    assert out["exists"] == [True, False], out
+    assert sorted(out["listed"]) == [["dir", "directory"], ["dir/bytes.bin", "file"],
+                                     ["dir/deep", "directory"], ["moved.txt", "file"]], out
+    f = out["listedFile"]
+    assert f["absolutePath"] == "/workspace/moved.txt" and f["size"] == len("héllo\n".encode()), f
+    assert f["mode"] == "rw-r--r--" and f["permissions"]["writable"] is True, f
+    assert out["afterDelete"] is False, out
+    assert out["missing"]["code"] == "FILE_NOT_FOUND", out
+    ctx.json("DELETE", f"/v1/sandboxes/{sid}")

@@ -1,0 +1,66 @@
+/*
+ * sandboxes-private.h: what the routes of persistent sandboxes share
+ * (sandboxes.c: lifecycle and commands; sessions.c; files.c).
+ */
+#ifndef SANDBOXD_SANDBOXES_PRIVATE_H
+#define SANDBOXD_SANDBOXES_PRIVATE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "api.h"
+#include "env.h"
+#include "wire.h"
+
+#define MASTER_WAIT_MS 30000 /* a master that does not answer by then is wedged */
+
+/* Asks the master for op on id and waits for the answer to this request. */
+int sandboxes_ask_master(struct api_req *req, uint32_t op, uint32_t flags, const char *id,
+			 uint32_t sleep_s, bool keep_alive, struct wire_sbx_reply *ret);
+
+/* Sends the error for a master's answer (or failure to answer) to what. */
+int sandboxes_master_error(struct api_req *req, const char *id, const char *what, int e);
+
+/* body plus the success and timestamp fields of every answer. */
+json_t *sandboxes_ok(json_t *body);
+
+/* Copies the table entry of id under the lock.  0, or -ENOENT. */
+int sandboxes_entry(struct api_req *req, const char *id, struct sbx_slot *ret);
+
+/* Counts a request to the agent in (deadline_ms != 0) or out (0): the idle
+ * reaper leaves a sandbox so busy alone, until the latest deadline. */
+void sandboxes_count(struct api_req *req, const char *id, uint64_t deadline_ms);
+
+/*
+ * Wakes or creates sandbox id and connects to its agent.  A failure of the
+ * master's comes back in *ret_master (the return value is then 0); else 0
+ * with *ret_conn, or -EHOSTDOWN.
+ */
+int sandboxes_connect(struct api_req *req, const char *id, int *ret_conn, int *ret_master);
+
+/* The error for a failure to reach the agent (from_master, or e). */
+int sandboxes_agent_error(struct api_req *req, const char *id, int from_master, int e);
+
+/* A session name the caller may use: 1..SBX_SESSION_NAME_MAX of [A-Za-z0-9._-]. */
+bool sandboxes_session_ok(const char *name);
+
+/* Adds the environment every command of sandbox id starts from: the
+ * defaults, HOSTNAME, then the sandbox's own variables.  0 or -ENOMEM. */
+int sandboxes_base_env(struct api_req *req, const char *id, struct envlist *e);
+
+/* Decodes a path field (what names it, for the message): relative to
+ * /workspace unless absolute, into buf.  0, or the HTTP status of the 400
+ * sent. */
+int sandboxes_cwd(struct api_req *req, const json_t *v, const char *what, char *buf, size_t size);
+
+/* Saves vars ({NAME: "value" | null}, checked) as sandbox id's own variables
+ * and pushes them to the sessions of its agent if it runs.  0, -E2BIG, or a
+ * negative errno. */
+int sandboxes_env_apply(struct api_req *req, const char *id, json_t *vars);
+
+/* Routes under /v1/sandboxes/{id}: rest is what follows the ID.  Each
+ * returns the HTTP status sent, or 0 when rest is not one of its routes. */
+int sessions_route(struct api_req *req, const char *id, const char *rest);
+int files_route(struct api_req *req, const char *id, const char *rest);
+
+#endif
