@@ -40,6 +40,8 @@ struct run {
 	bool stopped;	     /* killed because sandboxd is stopping */
 	char id[64];	     /* RUN_AGENT, RUN_PARKED, RUN_WIPE: the persistent sandbox's ID */
 	uint32_t generation; /* RUN_AGENT: the agent's generation in the table */
+	bool mounted;	     /* its workspace's disk is mounted on the host */
+	int loop;	     /* and through this loop device */
 };
 
 struct master {

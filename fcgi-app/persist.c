@@ -7,8 +7,9 @@
  * read it, and touch last_active_ms).  A sandbox that runs has an agent in
  * serve mode, listening on STATE/agents/SLOT-GENERATION.sock: the generation
  * in the name means a worker can never reach a later sandbox of the same
- * slot by a stale name.  Its workspace is STATE/workspaces/ID, bound at
- * /workspace.
+ * slot by a stale name.  Its workspace is an ext4 filesystem in the image
+ * STATE/disks/ID.img (disk.c), mounted at STATE/workspaces/ID while the
+ * sandbox runs and bound at /workspace inside: its size is the disk limit.
  *
  *   ENSURE  missing: create (with CREATE), then start an agent
  *           sleeping: start an agent (wake)
@@ -16,9 +17,10 @@
  *           agent; it sleeps (workspace and table entry stay)
  *   agent   dies (killed, crashed, slept): the sandbox sleeps; the next
  *           ENSURE starts a new agent on the same workspace
- *   DESTROY kill the agent, then wipe the workspace from inside a sandbox
- *           of the same uid (find -delete as uid 1000, where no host path
- *           exists for a planted symlink to reach), rmdir it, forget the ID
+ *   DESTROY kill the agent, then unmount the workspace and unlink its image:
+ *           nothing on the host walks a tree that sandbox code shaped.  (A
+ *           workspace without an image, from an older sandboxd, is wiped from
+ *           inside a sandbox of the same uid: find -delete as uid 1000.)
  */
 #include <dirent.h>
 #include <errno.h>
@@ -34,6 +36,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "disk.h"
 #include "log.h"
 #include "master-private.h"
 
@@ -104,6 +107,10 @@ socket_path(const struct master *m, char *buf, size_t size, uint32_t slot, uint3
 	snprintf(name, sizeof(name), "%u-%u.sock", slot, gen);
 	path_of(m, buf, size, "agents", name);
 }
+
+static int mount_workspace(struct master *m, int slot, const char *name, const char *ws,
+			   bool fresh);
+static void unmount_workspace(struct master *m, int slot, const char *ws);
 
 static uid_t
 user_uid(const struct master *m, uint32_t slot)
@@ -215,35 +222,115 @@ start_agent(struct master *m, int idx, int slot)
 
 	path_of(m, ws, sizeof(ws), "workspaces", run->id);
 	snprintf(what, sizeof(what), "sandbox %s", run->id);
-	r = spawn_agent(m, slot, sbx_table_bump(m->table, idx), run->id, ws, RUN_AGENT, what);
-	if (r < 0)
+	r = mount_workspace(m, slot, run->id, ws, false);
+	if (r < 0) {
+		log_error("%s: its disk: %s", what, strerror(-r));
 		return r;
+	}
+	r = spawn_agent(m, slot, sbx_table_bump(m->table, idx), run->id, ws, RUN_AGENT, what);
+	if (r < 0) {
+		unmount_workspace(m, slot, ws);
+		return r;
+	}
 	s->state = SBX_SLOT_RUNNING;
 	s->agent_pid = run->proc.pid;
 	return 0;
 }
 
-/* Makes a fresh workspace directory that only the sandbox's user may enter. */
-static int
-make_workspace(struct master *m, const char *id, const char *ws, uint32_t slot)
+static void
+disk_path(const struct master *m, char *buf, size_t size, const char *name)
 {
-	if (mkdir(ws, 0700) < 0) {
-		char aside[PATH_MAX + 32];
+	snprintf(buf, size, "%s/disks/%s.img", m->conf->state_dir, name);
+}
 
+/* Moves path (a leftover under a name about to be used) aside, for an operator. */
+static int
+set_aside(const char *path, const char *what, const char *id)
+{
+	char aside[PATH_MAX + 48];
+	const char *slash = strrchr(path, '/');
+
+	snprintf(aside, sizeof(aside), "%.*s/.orphan-%s-%llu%s", (int)(slash - path), path, id,
+		 (unsigned long long)api_wall_ms(), strcmp(what, "disk") == 0 ? ".img" : "");
+	if (rename(path, aside) < 0)
+		return -errno;
+	log_warn("sandbox %s: an old %s was left under that name; moved to %s", id, what, aside);
+	return 0;
+}
+
+/*
+ * Mounts the disk of the workspace called name (an ID, or .spare-SLOT) at
+ * ws for uid slot slot, making it first when fresh.  A workspace without a
+ * disk (made by an older sandboxd) is used as the plain directory it is.
+ */
+static int
+mount_workspace(struct master *m, int slot, const char *name, const char *ws, bool fresh)
+{
+	struct run *run = &m->runs[slot];
+	char img[PATH_MAX], lf[PATH_MAX + 16];
+	int r;
+
+	if (run->mounted)
+		return 0;
+	disk_path(m, img, sizeof(img), name);
+	if (fresh) {
+		if (access(img, F_OK) == 0 && (r = set_aside(img, "disk", name)) < 0)
+			return r;
+		r = disk_create(img, m->conf->workspace_mb << 20, user_uid(m, (uint32_t)slot));
+		if (r < 0)
+			return r;
+	} else if (access(img, F_OK) < 0) {
+		return 0;
+	}
+	r = disk_mount(img, ws, &run->loop);
+	if (r < 0) {
+		if (fresh)
+			unlink(img);
+		return r;
+	}
+	run->mounted = true;
+	if (fresh) {
+		/* mkfs's lost+found is not the user's; the root is the user's alone. */
+		snprintf(lf, sizeof(lf), "%s/lost+found", ws);
+		rmdir(lf);
+		if (chmod(ws, 0700) < 0)
+			return -errno;
+	}
+	return 0;
+}
+
+static void
+unmount_workspace(struct master *m, int slot, const char *ws)
+{
+	struct run *run = &m->runs[slot];
+	int r;
+
+	if (!run->mounted)
+		return;
+	r = disk_unmount(ws);
+	if (r < 0)
+		log_warn("workspace %s: unmount: %s", ws, strerror(-r));
+	run->mounted = false;
+}
+
+/* Makes a fresh workspace for name (an ID, or .spare-SLOT), that only the
+ * sandbox's user may enter, and mounts its new disk there. */
+static int
+make_workspace(struct master *m, const char *name, const char *ws, uint32_t slot)
+{
+	int r;
+
+	if (mkdir(ws, 0700) < 0) {
 		if (errno != EEXIST)
 			return -errno;
 		/* A workspace the table does not know (a table started afresh, an entry
 		 * dropped): never hand it to a new sandbox; set it aside for an operator. */
-		snprintf(aside, sizeof(aside), "%s/workspaces/.orphan-%s-%llu", m->conf->state_dir,
-			 id, (unsigned long long)api_wall_ms());
-		if (rename(ws, aside) < 0 || mkdir(ws, 0700) < 0)
-			return -errno;
-		log_warn("sandbox %s: an old workspace was left under that name; moved to %s", id,
-			 aside);
+		if ((r = set_aside(ws, "workspace", name)) < 0 || mkdir(ws, 0700) < 0)
+			return r < 0 ? r : -errno;
 	}
 	if (chown(ws, user_uid(m, slot), user_uid(m, slot)) < 0)
 		return -errno;
-	return 0;
+	return mount_workspace(m, (int)slot, name, ws, true);
 }
 
 static void
@@ -252,12 +339,37 @@ spare_path(const struct master *m, char *buf, size_t size, uint32_t slot)
 	snprintf(buf, size, "%s/workspaces/.spare-%u", m->conf->state_dir, slot);
 }
 
+/* A workspace made a moment ago and never used (a spare's, or one whose
+ * creation failed): unmounted, its disk unlinked, removed. */
+static void
+drop_workspace(struct master *m, int slot, const char *ws)
+{
+	char img[PATH_MAX];
+
+	unmount_workspace(m, slot, ws);
+	disk_path(m, img, sizeof(img), strrchr(ws, '/') + 1);
+	unlink(img);
+	/* rmdir only: a non-empty one stays for the operator, and is set aside
+	 * when its name is used again. */
+	rmdir(ws);
+}
+
+static void
+drop_spare_workspace(struct master *m, int slot)
+{
+	char ws[PATH_MAX];
+
+	spare_path(m, ws, sizeof(ws), (uint32_t)slot);
+	drop_workspace(m, slot, ws);
+}
+
 /*
  * Spares: persistent sandboxes built before their ID is known, so that a new
  * ID's first command finds an agent ready.  A spare's workspace is
- * workspaces/.spare-SLOT; taking it renames that directory to the ID's name
- * (the sandbox's bind mount follows the directory, not its name) and sets
- * the hostname through the agent.
+ * workspaces/.spare-SLOT, its disk disks/.spare-SLOT.img; taking it renames
+ * the disk to the ID's name, mounts its filesystem again at the ID's
+ * workspace and lets go of the spare's mount (the sandbox's bind mount holds
+ * the filesystem, not a name), and sets the hostname through the agent.
  */
 int
 persist_refill(struct master *m)
@@ -272,20 +384,21 @@ persist_refill(struct master *m)
 			return slot;
 		run = &m->runs[slot];
 		spare_path(m, ws, sizeof(ws), (uint32_t)slot);
-		r = make_workspace(m, ws + strlen(m->conf->state_dir) + 12, ws, (uint32_t)slot);
+		r = make_workspace(m, strrchr(ws, '/') + 1, ws, (uint32_t)slot);
 		if (r < 0) {
 			log_error("spare sandbox: workspace %s: %s", ws, strerror(-r));
+			drop_spare_workspace(m, slot);
 			return r;
 		}
 		if (sbx_table_lock(m->table) < 0) {
-			rmdir(ws);
+			drop_spare_workspace(m, slot);
 			return -EIO;
 		}
 		gen = sbx_table_next_generation(m->table);
 		sbx_table_unlock(m->table);
 		r = spawn_agent(m, slot, gen, "sandbox", ws, RUN_SPARE, "spare sandbox");
 		if (r < 0) {
-			rmdir(ws);
+			drop_spare_workspace(m, slot);
 			return r;
 		}
 		run->id[0] = '\0';
@@ -299,9 +412,9 @@ persist_refill(struct master *m)
 static int
 take_spare(struct master *m, const char *id)
 {
-	char spare[PATH_MAX], ws[PATH_MAX];
+	char spare[PATH_MAX], ws[PATH_MAX], spare_img[PATH_MAX], img[PATH_MAX];
 	struct sbx_slot *s;
-	int slot = -1, idx;
+	int slot = -1, idx, r;
 
 	/* Only a spare whose agent serves: its workspace is bound by then, so the
 	 * directory may be renamed under it. */
@@ -313,22 +426,35 @@ take_spare(struct master *m, const char *id)
 		return -ENOENT;
 	spare_path(m, spare, sizeof(spare), (uint32_t)slot);
 	path_of(m, ws, sizeof(ws), "workspaces", id);
-	if (access(ws, F_OK) == 0) {
-		/* A leftover under the ID's name: set aside, as make_workspace() does. */
-		char aside[PATH_MAX + 32];
-
-		snprintf(aside, sizeof(aside), "%s/workspaces/.orphan-%s-%llu", m->conf->state_dir,
-			 id, (unsigned long long)api_wall_ms());
-		if (rename(ws, aside) < 0)
-			return -EIO;
-		log_warn("sandbox %s: an old workspace was left under that name; moved to %s", id,
-			 aside);
-	}
+	disk_path(m, spare_img, sizeof(spare_img), strrchr(spare, '/') + 1);
+	disk_path(m, img, sizeof(img), id);
+	/* Leftovers under the ID's name: set aside, as make_workspace() does. */
+	if ((access(ws, F_OK) == 0 && set_aside(ws, "workspace", id) < 0) ||
+	    (access(img, F_OK) == 0 && set_aside(img, "disk", id) < 0))
+		return -EIO;
 	idx = sbx_table_insert(m->table, id, strlen(id), NULL);
 	if (idx < 0)
 		return idx == -ENOSPC ? -EAGAIN : idx;
-	if (rename(spare, ws) < 0) {
-		log_error("sandbox %s: taking spare %s: %s", id, spare, strerror(errno));
+	if (!m->runs[slot].mounted) {
+		/* A workspace without a disk: the directory itself changes name. */
+		r = rename(spare, ws) < 0 ? -errno : 0;
+	} else {
+		r = mkdir(ws, 0700) < 0 || chown(ws, user_uid(m, (uint32_t)slot),
+						 user_uid(m, (uint32_t)slot)) < 0
+			    ? -errno
+			    : disk_mount_again(m->runs[slot].loop, ws);
+		if (r == 0 && rename(spare_img, img) < 0)
+			r = -errno;
+		if (r == 0) {
+			disk_unmount(spare);
+			rmdir(spare);
+		} else {
+			disk_unmount(ws);
+			rmdir(ws);
+		}
+	}
+	if (r < 0) {
+		log_error("sandbox %s: taking spare %s: %s", id, spare, strerror(-r));
 		sbx_table_remove(m->table, idx);
 		return -EIO; /* not the caller's ENOENT: a file system failure of ours */
 	}
@@ -385,6 +511,7 @@ create(struct master *m, const char *id)
 	r = make_workspace(m, id, ws, (uint32_t)slot);
 	if (r < 0) {
 		log_error("sandbox %s: workspace %s: %s", id, ws, strerror(-r));
+		drop_workspace(m, slot, ws);
 		sbx_table_remove(m->table, idx);
 		return -EIO; /* not the caller's ENOENT: a file system failure of ours */
 	}
@@ -395,8 +522,26 @@ create(struct master *m, const char *id)
 	return idx;
 }
 
-/* Wipes the workspace of uid slot slot's sandbox from inside a sandbox of its
- * own uid. */
+/* The sandbox of slot is gone: its entry (lock held), its variables, its slot. */
+static void
+forget_sandbox(struct master *m, int slot)
+{
+	struct run *run = &m->runs[slot];
+	int idx = sbx_table_find(m->table, run->id, strlen(run->id));
+
+	if (idx >= 0)
+		sbx_table_remove(m->table, idx);
+	forget_env(m, run->id);
+	log_info("sandbox %s deleted", run->id);
+	run->state = RUN_FREE;
+	run->id[0] = '\0';
+}
+
+/*
+ * Deletes the workspace of uid slot slot's sandbox (lock held): unmounts it
+ * and unlinks its disk.  A workspace without a disk is wiped from inside a
+ * sandbox of its own uid instead, and forgotten when that ends.
+ */
 static void
 start_wipe(struct master *m, int slot)
 {
@@ -409,10 +554,22 @@ start_wipe(struct master *m, int slot)
 		.argv = wipe_argv, .envp = wipe_env, .code_fd = -1, .stdin_fd = -1
 	};
 	struct sbx_err err = { 0 };
-	char ws[PATH_MAX];
+	char ws[PATH_MAX], img[PATH_MAX];
 	int null, r;
 
 	path_of(m, ws, sizeof(ws), "workspaces", run->id);
+	disk_path(m, img, sizeof(img), run->id);
+	if (access(img, F_OK) == 0) {
+		unmount_workspace(m, slot, ws);
+		/* The mount point is an empty directory of ours: rmdir, never a walk. */
+		if (unlink(img) < 0 || (rmdir(ws) < 0 && errno != ENOENT)) {
+			log_error("sandbox %s: deleting its disk: %s; retried later", run->id,
+				  strerror(errno));
+			return;
+		}
+		forget_sandbox(m, slot);
+		return;
+	}
 	spec.workspace_dir = ws;
 	null = open("/dev/null", O_WRONLY | O_CLOEXEC);
 	if (null < 0)
@@ -440,7 +597,6 @@ finish_wipe(struct master *m, int slot, const struct sbx_result *res)
 {
 	struct run *run = &m->runs[slot];
 	char ws[PATH_MAX];
-	int idx;
 
 	path_of(m, ws, sizeof(ws), "workspaces", run->id);
 	/* rmdir() of the now empty directory: nothing here follows a link or walks a
@@ -452,16 +608,10 @@ finish_wipe(struct master *m, int slot, const struct sbx_result *res)
 		run->state = RUN_PARKED; /* the uid slot stays taken: files still carry it */
 		return;
 	}
-	if (sbx_table_lock(m->table) >= 0) {
-		idx = sbx_table_find(m->table, run->id, strlen(run->id));
-		if (idx >= 0)
-			sbx_table_remove(m->table, idx);
-		sbx_table_unlock(m->table);
-	}
-	forget_env(m, run->id);
-	log_info("sandbox %s deleted", run->id);
-	run->state = RUN_FREE;
-	run->id[0] = '\0';
+	if (sbx_table_lock(m->table) < 0)
+		return;
+	forget_sandbox(m, slot);
+	sbx_table_unlock(m->table);
 }
 
 void
@@ -476,14 +626,9 @@ persist_reaped(struct master *m, int slot, const struct sbx_result *res)
 		return;
 	}
 	if (run->state == RUN_SPARE) {
-		char ws[PATH_MAX];
-
 		socket_path(m, sock, sizeof(sock), (uint32_t)slot, run->generation);
 		unlink(sock);
-		spare_path(m, ws, sizeof(ws), (uint32_t)slot);
-		/* Nothing ran in it, so it is empty; a non-empty one stays for the
-		 * operator and is set aside when its slot is used again. */
-		rmdir(ws);
+		drop_spare_workspace(m, slot);
 		m->spares--;
 		run->state = RUN_FREE;
 		if (!m->stopping && res->setup.step != SBX_STEP_NONE) {
@@ -496,6 +641,8 @@ persist_reaped(struct master *m, int slot, const struct sbx_result *res)
 	/* An agent ended: slept, killed, crashed or deleted. */
 	socket_path(m, sock, sizeof(sock), (uint32_t)slot, run->generation);
 	unlink(sock);
+	/* Its workspace stays mounted while it sleeps, so that whatever wakes it
+	 * finds the same filesystem (disk.c). */
 	run->state = RUN_PARKED;
 	if (sbx_table_lock(m->table) < 0)
 		return;
@@ -716,6 +863,14 @@ remove_stale_sockets(struct master *m)
 				unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR);
 		closedir(d);
 	}
+	snprintf(path, sizeof(path), "%s/disks", m->conf->state_dir);
+	d = opendir(path);
+	if (d) {
+		while ((de = readdir(d)))
+			if (strncmp(de->d_name, ".spare-", 7) == 0)
+				unlinkat(dirfd(d), de->d_name, 0);
+		closedir(d);
+	}
 }
 
 int
@@ -730,6 +885,14 @@ persist_open(struct master *m)
 		if (mkdir(path, 0711) < 0 && errno != EEXIST)
 			return -errno;
 	}
+	snprintf(path, sizeof(path), "%s/disks", m->conf->state_dir);
+	if (mkdir(path, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	/* The mounts of a run that crashed: their sandboxes are gone. */
+	snprintf(path, sizeof(path), "%s/workspaces", m->conf->state_dir);
+	r = disk_unmount_below(path);
+	if (r > 0)
+		log_warn("%d workspace mounts of an earlier run detached", r);
 	/* The sandboxes' own variables: the workers write them (env.c). */
 	snprintf(path, sizeof(path), "%s/env", m->conf->state_dir);
 	if ((mkdir(path, 0700) < 0 && errno != EEXIST) || chown(path, m->wuid, m->wgid) < 0 ||
@@ -778,6 +941,18 @@ persist_open(struct master *m)
 void
 persist_close(struct master *m)
 {
+	/* Stopping: the agents are gone; so go their workspaces' mounts. */
+	for (uint32_t i = 0; i < m->conf->uid_slots; i++) {
+		char ws[PATH_MAX];
+
+		if (!m->runs[i].mounted)
+			continue;
+		if (m->runs[i].state == RUN_SPARE)
+			spare_path(m, ws, sizeof(ws), i);
+		else
+			path_of(m, ws, sizeof(ws), "workspaces", m->runs[i].id);
+		unmount_workspace(m, (int)i, ws);
+	}
 	sbx_table_close(m->table);
 	m->table = NULL;
 }
