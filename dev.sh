@@ -18,7 +18,7 @@ dev="$here/.dev"
 packages=(
 	build-essential autoconf automake pkg-config
 	libfcgi-dev libjansson-dev libseccomp-dev libpcre2-dev libcmocka-dev libcurl4-openssl-dev
-	nginx openssl ca-certificates curl e2fsprogs
+	nginx openssl ca-certificates curl e2fsprogs bash-static
 	python3 python-is-python3 python3-numpy python3-pandas python3-matplotlib
 	nodejs npm bubblewrap clang libclang-rt-14-dev
 )

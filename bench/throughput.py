@@ -5,8 +5,10 @@ connections spread over S running sandboxes, for D seconds, on the same two
 cores as nginx, sandboxd and the sandboxes.
 
   bench/throughput.py [--connections 16] [--sandboxes 8] [--seconds 10] [--workers 8]
+                      [--session ID]
 """
 import argparse
+import json
 import os
 import re
 import subprocess
@@ -25,7 +27,7 @@ request = function()
   n = n + 1
   local id = "tp-" .. (n %% %d)
   return wrk.format("POST", "/v1/sandboxes/" .. id .. "/api/execute",
-                    {["Content-Type"] = "application/json"}, '{"command": "true"}')
+                    {["Content-Type"] = "application/json"}, '%s')
 end
 response = function(status, headers, body)
   if status ~= 200 then errors = (errors or 0) + 1 end
@@ -39,6 +41,9 @@ def main():
     ap.add_argument("--sandboxes", type=int, default=8)
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--workers", type=int, default=8)
+    ap.add_argument("--session", default=None,
+                    help='sessionId of every exec (default: none given, the "default" session; '
+                         '"__DISABLE_SESSION__" for none)')
     ap.add_argument("--build-dir", default=os.path.join(ROOT, "build"))
     args = ap.parse_args()
     stack = Stack(os.path.abspath(args.build_dir), workers=args.workers, uid_base=1500000000,
@@ -50,7 +55,10 @@ def main():
             status, body = ctx.json("PUT", f"/v1/sandboxes/tp-{i}", {"keepAlive": True})
             assert status == 201, body
         with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
-            f.write(LUA % args.sandboxes)
+            body = {"command": "true"}
+            if args.session is not None:
+                body["sessionId"] = args.session
+            f.write(LUA % (args.sandboxes, json.dumps(body)))
             script = f.name
         r = subprocess.run(["wrk", "-t2", f"-c{args.connections}", f"-d{args.seconds}s", "--latency",
                             "-s", script, f"https://127.0.0.1:{stack.https_port}"],

@@ -65,6 +65,17 @@ envlist_set(struct envlist *e, const char *name, const char *value)
 	return add(e, kv);
 }
 
+const char *
+envlist_get(const struct envlist *e, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (unsigned i = 0; i < e->n; i++)
+		if (strncmp(e->v[i], name, n) == 0 && e->v[i][n] == '=')
+			return e->v[i] + n + 1;
+	return NULL;
+}
+
 int
 envlist_unset_mark(struct envlist *e, const char *name)
 {

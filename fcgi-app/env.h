@@ -25,6 +25,9 @@ bool env_name_ok(const char *name);
 /* Sets name to value (NULL removes it).  0, -E2BIG or -ENOMEM. */
 int envlist_set(struct envlist *e, const char *name, const char *value);
 
+/* The value of name, or NULL. */
+const char *envlist_get(const struct envlist *e, const char *name);
+
 /* Adds a bare name (replacing a value of it).  0, -E2BIG or -ENOMEM. */
 int envlist_unset_mark(struct envlist *e, const char *name);
 

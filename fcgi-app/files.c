@@ -250,6 +250,11 @@ file_error(struct api_req *req, int err, const char *path)
 	case EXDEV:
 		return api_error(req, 400, "VALIDATION_FAILED", ctx,
 				 "a directory cannot be moved to another filesystem (%s)", path);
+	case EBUSY:
+		return api_error(
+			req, 400, "VALIDATION_FAILED", ctx,
+			"%s is the root of a filesystem of the sandbox and cannot be deleted",
+			path);
 	case ELOOP:
 	case ENAMETOOLONG:
 		return api_error(req, 400, "VALIDATION_FAILED", ctx, "%s: %s", path, strerror(err));
@@ -306,9 +311,10 @@ op_start(struct op *o, struct sbx_file_req *fr)
 	return 0;
 }
 
-/* Waits for the answer and ends the operation.  0, or the status sent. */
+/* Waits for the answer and ends the operation, sending nothing (a response
+ * may be under way).  0, or a negative errno. */
 static int
-op_finish(struct op *o)
+op_end(struct op *o)
 {
 	int e = sbx_file_recv(o->conn, &o->res);
 
@@ -317,9 +323,16 @@ op_finish(struct op *o)
 		close(o->data);
 	o->conn = o->data = -1;
 	sandboxes_count(o->req, o->id, 0);
-	if (e < 0)
-		return sandboxes_agent_error(o->req, o->id, 0, e == -EBADMSG ? -EIO : e);
-	return 0;
+	return e == -EBADMSG ? -EIO : e;
+}
+
+/* Waits for the answer and ends the operation.  0, or the status sent. */
+static int
+op_finish(struct op *o)
+{
+	int e = op_end(o);
+
+	return e < 0 ? sandboxes_agent_error(o->req, o->id, 0, e) : 0;
 }
 
 /* Drops an operation half done (the client went away): closing the
@@ -663,7 +676,7 @@ api_read_stream(struct api_req *req, const char *id, const json_t *root)
 	size_t carry = 0;
 	bool text = true, first = true;
 	json_t *ev;
-	int status;
+	int status, e;
 
 	if ((status = path_field(req, root, "path", path)))
 		return status;
@@ -726,12 +739,12 @@ api_read_stream(struct api_req *req, const char *id, const json_t *root)
 		if (n == 0)
 			break;
 	}
-	status = op_finish(&o);
-	if (status || o.res.err) {
+	e = op_end(&o);
+	if (e < 0 || o.res.err) {
 		ev = event("error");
 		json_object_set_new(ev, "error",
-				    json_string(status ? "the sandbox ended during the read"
-						       : strerror(o.res.err)));
+				    json_string(e < 0 ? "the sandbox ended during the read"
+						      : strerror(o.res.err)));
 	} else {
 		ev = event("complete");
 		json_object_set_new(ev, "bytesRead", json_integer((json_int_t)sent));
@@ -775,10 +788,6 @@ api_delete(struct api_req *req, const char *id, const json_t *root)
 	    (status = flag_field(req, root, "recursive", &recursive)))
 		return status;
 	fr.flags = recursive ? SBX_FILE_RECURSIVE : 0;
-	if (strcmp(path, "/") == 0 || strcmp(path, "/workspace") == 0 ||
-	    strcmp(path, "/workspace/") == 0)
-		return api_error(req, 400, "VALIDATION_FAILED", NULL, "%s itself cannot be deleted",
-				 path);
 	if ((status = simple_op(&o, &fr)))
 		return status;
 	if (o.res.err)
@@ -987,7 +996,7 @@ raw_get(struct api_req *req, const char *id, const char *path)
 	}
 	/* A failure now cannot change the status: the length falls short, and
 	 * nginx ends the response as broken. */
-	if (op_finish(&o) == 0 && o.res.err)
+	if (op_end(&o) == 0 && o.res.err)
 		log_warn("req %s: GET %s: %s", req->id, path, strerror(o.res.err));
 	return 200;
 }

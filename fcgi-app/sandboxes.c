@@ -277,15 +277,22 @@ put_sandbox(struct api_req *req, const char *id)
 	e = sandboxes_ask_master(req, WIRE_SBX_ENSURE, flags, id, sleep_s, keep, &r);
 	if (e == 0)
 		e = r.status;
-	if (e == 0 && vars)
-		e = sandboxes_env_apply(req, id, vars);
+	if (e < 0) {
+		json_decref(root);
+		return sandboxes_master_error(req, id, "started", e);
+	}
+	e = vars ? sandboxes_env_apply(req, id, vars) : 0;
 	json_decref(root);
 	if (e == -E2BIG)
 		return api_error(req, 413, "PAYLOAD_TOO_LARGE", NULL,
 				 "a sandbox keeps at most %d variables of at most %d bytes in all",
 				 ENV_SANDBOX_MAX, ENV_SANDBOX_BYTES);
-	if (e < 0)
-		return sandboxes_master_error(req, id, "started", e);
+	if (e < 0) {
+		log_error("req %s: sandbox %s: saving its variables: %s", req->id, id,
+			  strerror(-e));
+		return api_error(req, 500, "INTERNAL_ERROR", NULL,
+				 "the sandbox's variables could not be saved: %s", strerror(-e));
+	}
 	if (sandboxes_entry(req, id, &s) < 0)
 		return sandboxes_master_error(req, id, "found", -ENOENT);
 	body = sandboxes_ok(sandbox_json(&s));
@@ -348,6 +355,7 @@ sandboxes_list(struct api_req *req)
 
 /* ---- commands ------------------------------------------------------------- */
 
+#define FAST_MARGIN_MS 5000		   /* see connect_running() */
 #define SESSION_NONE "__DISABLE_SESSION__" /* the SDK's word for "no session" */
 
 struct exec_args {
@@ -559,6 +567,40 @@ on_agent(void *ctx)
 	return r < 0 ? r : 1;
 }
 
+/*
+ * The fast way to a running agent: straight to the socket the table names,
+ * without asking the master, and marked active at once.  Only for a sandbox
+ * used in the last moments, which the idle reaper is nowhere near putting to
+ * sleep (the master's ENSURE is what keeps the reaper and a wake from
+ * crossing).  The connection, or -1 to go the master's way.
+ */
+static int
+connect_running(struct api_req *req, const char *id)
+{
+	uint64_t now = api_wall_ms();
+	char sock[PATH_MAX];
+	int idx, conn = -1;
+
+	if (sbx_table_lock(req->table) < 0)
+		return -1;
+	idx = sbx_table_find(req->table, id, strlen(id));
+	if (idx >= 0) {
+		struct sbx_slot *s = sbx_table_slot(req->table, idx);
+		uint64_t idle = now > s->last_active_ms ? now - s->last_active_ms : 0;
+
+		if (s->state == SBX_SLOT_RUNNING && s->agent_pid &&
+		    (s->keep_alive || idle + FAST_MARGIN_MS < (uint64_t)s->sleep_after_s * 1000)) {
+			snprintf(sock, sizeof(sock), "%s/agents/%u-%u.sock", req->conf->state_dir,
+				 s->uid_slot, s->generation);
+			conn = sbx_exec_connect(sock);
+			if (conn >= 0)
+				s->last_active_ms = now;
+		}
+	}
+	sbx_table_unlock(req->table);
+	return conn;
+}
+
 /* Wakes or creates sandbox id and connects to its agent.  A failure of the
  * master's comes back in *ret_master (the return value is then 0). */
 int
@@ -566,9 +608,13 @@ sandboxes_connect(struct api_req *req, const char *id, int *ret_conn, int *ret_m
 {
 	struct wire_sbx_reply r;
 	char sock[PATH_MAX];
-	int e, conn = -1;
+	int e, conn = connect_running(req, id);
 
 	*ret_master = 0;
+	if (conn >= 0) {
+		*ret_conn = conn;
+		return 0;
+	}
 	/* An agent can end between the master's answer and our connect (it slept
 	 * or crashed): then ask again, once. */
 	for (int attempt = 0;; attempt++) {
@@ -648,6 +694,21 @@ sandboxes_agent_error(struct api_req *req, const char *id, int from_master, int 
 	log_error("req %s: sandbox %s: the agent: %s", req->id, id, strerror(-e));
 	return api_error(req, 500, "INTERNAL_ERROR", NULL, "the request failed inside sandboxd: %s",
 			 strerror(-e));
+}
+
+/* Why a command never started, in a few words (a stream's error event). */
+static const char *
+setup_failure(const struct sbx_exec_result *res)
+{
+	if (res->setup.step == SBX_STEP_CWD)
+		return "cannot run in that working directory";
+	if (res->setup.step == SBX_STEP_PROGRAM && res->setup.err == EUSERS)
+		return "no room for another session in this sandbox; delete one";
+	if (res->setup.step == SBX_STEP_PROGRAM && res->setup.err == ESRCH)
+		return "the session was deleted while the command waited for it";
+	if (res->setup.step == SBX_STEP_PROGRAM && res->setup.err == E2BIG)
+		return "the session's environment and the command's pass the limit";
+	return sbx_step_name(res->setup.step);
 }
 
 /* Sends the error for a failure before any output, as JSON. */
@@ -825,10 +886,7 @@ execute_stream(struct api_req *req, const char *id)
 		if (ev)
 			json_object_set_new(
 				ev, "error",
-				json_string(e < 0 ? strerror(-e)
-					    : res.setup.step == SBX_STEP_CWD
-						    ? "cannot run in that working directory"
-						    : sbx_step_name(res.setup.step)));
+				json_string(e < 0 ? strerror(-e) : setup_failure(&res)));
 	} else {
 		ev = event("complete");
 		if (ev) {

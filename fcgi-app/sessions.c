@@ -37,7 +37,7 @@ connect_if_running(struct api_req *req, const char *id)
 int
 sandboxes_env_apply(struct api_req *req, const char *id, json_t *vars)
 {
-	struct envlist set = { .n = 0 };
+	struct envlist set = { .n = 0 }, base = { .n = 0 };
 	const char *key;
 	json_t *v;
 	int r, conn;
@@ -50,12 +50,17 @@ sandboxes_env_apply(struct api_req *req, const char *id, json_t *vars)
 	conn = connect_if_running(req, id);
 	if (conn < 0)
 		return 0;
+	/* What a new command would now start from, so that an unset gives back
+	 * a default (PATH) rather than nothing. */
+	r = sandboxes_base_env(req, id, &base);
 	json_object_foreach(vars, key, v)
 	{
-		r = json_is_string(v) ? envlist_set(&set, key, json_string_value(v))
-				      : envlist_unset_mark(&set, key);
+		const char *now = r == 0 ? envlist_get(&base, key) : NULL;
+
 		if (r < 0)
 			break;
+		(void)v;
+		r = now ? envlist_set(&set, key, now) : envlist_unset_mark(&set, key);
 	}
 	if (r == 0)
 		r = sbx_session(conn, SBX_SESSION_SETENV, NULL, NULL, (const char *const *)set.v,
@@ -65,6 +70,7 @@ sandboxes_env_apply(struct api_req *req, const char *id, json_t *vars)
 			 id, strerror(-r));
 	close(conn);
 	envlist_free(&set);
+	envlist_free(&base);
 	return 0;
 }
 

@@ -53,9 +53,12 @@ struct program {
 	char code_path[sizeof(((struct go_hdr *)0)->code_path)];
 	char cwd[EXEC_CWD_MAX];
 	bool cwd_fallback; /* a session's cwd that may be gone: then /workspace */
+	const char *path;  /* what to execute, when not argv[0] */
 	int stdin_fd, stdout_fd, stderr_fd, code_fd;
 	int state_fd; /* a session's: the shell leaves its state there */
 };
+
+#define STATIC_BASH "/usr/bin/bash-static"
 
 #define MSG_MAX (EXEC_MAX > GO_MAX ? EXEC_MAX : GO_MAX)
 static char msgbuf[MSG_MAX > sizeof(struct file_req) ? MSG_MAX : sizeof(struct file_req)];
@@ -318,6 +321,31 @@ close_all_but(int keep)
 	syscall(SYS_close_range, keep + 1, ~0u, 0);
 }
 
+/* Closes every fd from 3 up but the n in keep (-1 entries ignored), with
+ * one close_range() per gap rather than a close() per number. */
+static void
+close_except(int *keep, int n)
+{
+	unsigned lo = 3;
+
+	/* Sorted, so that the gaps are the ranges between them. */
+	for (int i = 1; i < n; i++)
+		for (int j = i; j > 0 && keep[j - 1] > keep[j]; j--) {
+			int t = keep[j];
+
+			keep[j] = keep[j - 1];
+			keep[j - 1] = t;
+		}
+	for (int i = 0; i < n; i++) {
+		if (keep[i] < (int)lo)
+			continue;
+		if ((unsigned)keep[i] > lo)
+			syscall(SYS_close_range, lo, (unsigned)keep[i] - 1, 0);
+		lo = (unsigned)keep[i] + 1;
+	}
+	syscall(SYS_close_range, lo, ~0u, 0);
+}
+
 /* The program's side of the fork: the last containment steps, then execve(). */
 static _Noreturn void
 exec_program(const struct program *p)
@@ -360,7 +388,7 @@ exec_program(const struct program *p)
 	step = become_user();
 	if (step != SBX_STEP_NONE)
 		fail(step);
-	execve(p->argv[0], (char *const *)p->argv, (char *const *)p->envp);
+	execve(p->path ? p->path : p->argv[0], (char *const *)p->argv, (char *const *)p->envp);
 	fail(SBX_STEP_EXEC);
 }
 
@@ -443,6 +471,7 @@ struct cmd {
 
 static struct cmd cmds[MAX_CMDS];
 static struct program prog;
+static bool have_static_bash; /* looked for once: /usr is read-only */
 
 static uint64_t
 now_ns(void)
@@ -570,15 +599,7 @@ start_command(struct cmd *c, struct program *p)
 		int keep[5] = { p->stdout_fd, p->stderr_fd, p->stdin_fd, st[1], p->state_fd };
 
 		report_fd = st[1];
-		for (int fd = 3; fd < 1024; fd++) {
-			bool k = false;
-
-			for (int i = 0; i < 5; i++)
-				k |= keep[i] == fd;
-			if (!k)
-				close(fd);
-		}
-		syscall(SYS_close_range, 1024, ~0u, 0);
+		close_except(keep, 5);
 		if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
 			fail(SBX_STEP_CREDS);
 		if (command_proc() < 0)
@@ -627,6 +648,7 @@ start_exec(struct cmd *c)
 	p->code_fd = -1;
 	p->state_fd = -1;
 	p->cwd_fallback = false;
+	p->path = NULL;
 	memcpy(p->cwd, h.cwd, sizeof(p->cwd));
 	c->start_ns = now_ns();
 	c->deadline_ns = h.timeout_ms ? c->start_ns + h.timeout_ms * 1000000ull : 0;
@@ -649,7 +671,11 @@ start_exec(struct cmd *c)
 		refuse(c, SBX_STEP_PROGRAM, errno);
 		return;
 	}
-	p->argv[0] = "/bin/bash";
+	/* bash-static when there is one: the same bash, started without the
+	 * dynamic loader's work, which is most of the cost of a short command.
+	 * Named "bash", it finds itself as /usr/bin/bash in $BASH. */
+	p->path = have_static_bash ? STATIC_BASH : "/bin/bash";
+	p->argv[0] = "bash";
 	p->argv[1] = "-c";
 	p->argv[2] = session_wrapper;
 	p->argv[3] = "bash";
@@ -825,11 +851,10 @@ start_file(struct cmd *c)
 		enum sbx_step step;
 		sigset_t none;
 
+		int keep[2] = { data, st[1] };
+
 		report_fd = st[1];
-		for (int fd = 3; fd < 1024; fd++)
-			if (fd != data && fd != st[1])
-				close(fd);
-		syscall(SYS_close_range, 1024, ~0u, 0);
+		close_except(keep, 2);
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
@@ -951,6 +976,7 @@ serve(void)
 	sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (sigfd < 0 || fcntl(AGENT_FD_LISTEN, F_SETFD, FD_CLOEXEC) < 0)
 		fail(SBX_STEP_PROGRAM);
+	have_static_bash = access(STATIC_BASH, X_OK) == 0;
 	/* In serve mode the program socket carries the parent's settings (the
 	 * hostname of a sandbox built before its ID was known).  A persistent
 	 * sandbox is ended by SIGKILL. */

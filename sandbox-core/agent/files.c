@@ -316,10 +316,16 @@ remove_tree(int dirfd, const char *name, int depth)
 static _Noreturn void
 op_delete(const char *path, bool recursive)
 {
-	struct stat st;
+	static const char *const keep[] = { "/", "/workspace", "/tmp" };
+	struct stat st, k;
 
 	if (lstat(path, &st) < 0)
 		finish(errno);
+	/* However it is spelled ("/workspace/.", "sub/.."), the root of a
+	 * filesystem the sandbox stands on stays. */
+	for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++)
+		if (stat(keep[i], &k) == 0 && k.st_dev == st.st_dev && k.st_ino == st.st_ino)
+			finish(EBUSY);
 	if (!S_ISDIR(st.st_mode))
 		finish(unlink(path) < 0 ? errno : 0);
 	if (!recursive)

@@ -2,8 +2,8 @@
  * session.c: the agent's sessions.  A session is a name, a cwd and an
  * exported environment; its commands run one at a time, each in a fresh
  * bash that starts in that cwd with that environment and, on its way out,
- * writes its cwd and exported environment back (session_wrapper), so that
- * cd and export persist.  Shell variables that are not exported, functions
+ * writes its cwd and `export -p` back (session_wrapper), so that cd and
+ * export persist.  Shell variables that are not exported, functions
  * and aliases do not.
  *
  * What the shell writes back comes from the sandbox's code and is checked
@@ -16,6 +16,8 @@
 #include <unistd.h>
 
 #include "agent.h"
+
+#define SESSION_PEND_MAX 32768 /* bytes of changes kept while a command runs */
 
 struct session {
 	char name[AGENT_SESSION_MAX]; /* "": free */
@@ -31,33 +33,32 @@ struct session {
 	uint32_t ovc;
 	size_t ovlen;
 	char ov[SBX_STRINGS_MAX];
+	/* SETENV changes that came while it ran, applied again when it ends. */
+	uint32_t pendc;
+	size_t pendlen;
+	char pend[SESSION_PEND_MAX];
 };
 
 static struct session sessions[AGENT_SESSIONS_MAX];
 static bool initialized;
 
-/* The dump, and the environment being rebuilt from it. */
-static char dump[SESSION_ENV_MAX + EXEC_CWD_MAX + 16];
+static void apply_pending(struct session *s);
+
+/* The dump (escaped: up to four bytes a byte), and the environment being
+ * rebuilt from it. */
+static char dump[4 * SESSION_ENV_MAX + EXEC_CWD_MAX + 16];
 static char scratch[SESSION_ENV_MAX];
 
-#define DUMP_MAGIC "SBXS1"
+#define DUMP_MAGIC "SBXS2"
 
+/*
+ * The shell's state on its way out: its cwd, then `export -p`, whose lines
+ * are `declare -x NAME="value"` (or $'value' with C escapes when the value
+ * has control characters): builtins only, nothing forked.
+ */
 const char session_wrapper[] =
-	"__sbx_save() {\n"
-	"\tlocal __sbx_n IFS=$' \\t\\n'\n"
-	"\tset +eu\n"
-	"\t{\n"
-	"\t\tprintf '" DUMP_MAGIC "\\0%s\\0' \"$PWD\"\n"
-	"\t\tfor __sbx_n in ${!A@} ${!B@} ${!C@} ${!D@} ${!E@} ${!F@} ${!G@} ${!H@} ${!I@} "
-	"${!J@} ${!K@} ${!L@} ${!M@} ${!N@} ${!O@} ${!P@} ${!Q@} ${!R@} ${!S@} ${!T@} ${!U@} "
-	"${!V@} ${!W@} ${!X@} ${!Y@} ${!Z@} ${!a@} ${!b@} ${!c@} ${!d@} ${!e@} ${!f@} ${!g@} "
-	"${!h@} ${!i@} ${!j@} ${!k@} ${!l@} ${!m@} ${!n@} ${!o@} ${!p@} ${!q@} ${!r@} ${!s@} "
-	"${!t@} ${!u@} ${!v@} ${!w@} ${!x@} ${!y@} ${!z@} ${!_@}; do\n"
-	"\t\t\t[[ ${!__sbx_n@a} == *x* ]] && printf '%s=%s\\0' \"$__sbx_n\" \"${!__sbx_n}\"\n"
-	"\t\tdone\n"
-	"\t} >&990 2>/dev/null\n"
-	"}\n"
-	"trap __sbx_save EXIT\n"
+	"trap '{ builtin printf \"" DUMP_MAGIC "\\0%s\\0\" \"$PWD\"; builtin export -p; }"
+	" >&990 2>/dev/null' EXIT\n"
 	"eval \"set --\n$1\"\n";
 
 static void
@@ -97,6 +98,8 @@ take_slot(const char *name)
 		s->envlen = 0;
 		s->ovc = 0;
 		s->ovlen = 0;
+		s->pendc = 0;
+		s->pendlen = 0;
 		return i;
 	}
 	errno = EUSERS;
@@ -300,22 +303,161 @@ append(size_t *off, uint32_t *n, const char *kv)
 	return 0;
 }
 
+/* The value of one hex or octal digit, or -1. */
+static int
+digit(char c, int base)
+{
+	int v = c >= '0' && c <= '9'   ? c - '0'
+		: c >= 'a' && c <= 'f' ? c - 'a' + 10
+		: c >= 'A' && c <= 'F' ? c - 'A' + 10
+				       : 99;
+
+	return v < base ? v : -1;
+}
+
+/* Appends code point cp as UTF-8.  Its length, or 0 when there is no room. */
+static size_t
+put_utf8(char *out, size_t room, uint32_t cp)
+{
+	size_t n = cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
+
+	if (n > room || cp > 0x10ffff || cp == 0)
+		return 0;
+	if (n == 1) {
+		out[0] = (char)cp;
+	} else {
+		for (size_t i = n - 1; i > 0; i--, cp >>= 6)
+			out[i] = (char)(0x80 | (cp & 0x3f));
+		out[0] = (char)((n == 2 ? 0xc0 : n == 3 ? 0xe0 : 0xf0) | cp);
+	}
+	return n;
+}
+
+/*
+ * Decodes the value of an `export -p` line, from its opening quote, into out
+ * (room for max bytes, NUL-terminated): "..." with \" \\ \$ \` escaped, or
+ * $'...' with C escapes.  The quote must close at the end of the line.
+ * 0, or -1 for anything else.
+ */
+static int
+decode_value(const char *v, char *out, size_t max)
+{
+	size_t o = 0;
+	bool ansi = v[0] == '$';
+
+	if (ansi ? v[1] != '\'' : v[0] != '"')
+		return -1;
+	for (v += ansi ? 2 : 1; *v && *v != (ansi ? '\'' : '"'); v++) {
+		uint32_t c = (unsigned char)*v;
+
+		if (*v == '\\' && !ansi) {
+			if (v[1] && strchr("\"\\$`", v[1]))
+				c = (unsigned char)*++v;
+		} else if (*v == '\\') {
+			static const char from[] = "abeEfnrtv\\'\"?",
+					  to[] = "\a\b\033\033\f\n\r\t\v\\'\"?";
+			const char *e = v[1] ? strchr(from, v[1]) : NULL;
+			int base = 0, len = 0;
+
+			if (e) {
+				c = (unsigned char)to[e - from];
+				v++;
+			} else if (digit(v[1], 8) >= 0) {
+				base = 8, len = 3;
+			} else if (v[1] == 'x') {
+				base = 16, len = 2, v++;
+			} else if (v[1] == 'u' || v[1] == 'U') {
+				base = 16, len = v[1] == 'u' ? 4 : 8, v++;
+			} else if (v[1] == 'c' && v[2]) {
+				c = (unsigned char)v[2] & 0x1f;
+				v += 2;
+			} else {
+				return -1;
+			}
+			if (base) {
+				int k = 0;
+
+				for (c = 0; k < len && digit(v[1], base) >= 0; k++, v++)
+					c = c * (uint32_t)base + (uint32_t)digit(v[1], base);
+				if (k == 0)
+					return -1;
+				if (len >= 4) {
+					size_t n = put_utf8(out + o, max - 1 - o, c);
+
+					if (!n)
+						return -1;
+					o += n;
+					continue;
+				}
+			}
+		}
+		if (c == 0 || c > 0xff || o + 1 >= max)
+			return -1;
+		out[o++] = (char)c;
+	}
+	if (!*v || v[1])
+		return -1; /* unterminated, or something after the closing quote */
+	out[o] = '\0';
+	return 0;
+}
+
+/*
+ * Decodes one line of `export -p` (bash's `declare -x NAME="value"`, or
+ * `export NAME="value"` in POSIX mode) into out as NAME=value.  1 for a
+ * variable, 0 for a line to skip (a name exported without a value, an
+ * array), -1 for a malformed line.
+ */
+static int
+decode_export(const char *line, char *out, size_t max)
+{
+	const char *p;
+	size_t len;
+
+	if (strncmp(line, "declare -", 9) == 0) {
+		const char *flags = line + 9;
+
+		p = strchr(flags, ' ');
+		if (!p || !memchr(flags, 'x', (size_t)(p - flags)))
+			return -1;
+		if (memchr(flags, 'a', (size_t)(p - flags)) ||
+		    memchr(flags, 'A', (size_t)(p - flags)))
+			return 0;
+		p++;
+	} else if (strncmp(line, "export ", 7) == 0) {
+		p = line + 7;
+	} else {
+		return -1;
+	}
+	len = name_len(p);
+	if (!valid_name(p, len) || len + 2 > max)
+		return -1;
+	if (p[len] == '\0')
+		return 0;
+	if (p[len] != '=')
+		return -1;
+	memcpy(out, p, len + 1);
+	return decode_value(p + len + 1, out + len + 1, max - len - 1) < 0 ? -1 : 1;
+}
+
 void
 session_end(int idx, int fd)
 {
+	static char kv[SESSION_ENV_MAX];
 	struct session *s = &sessions[idx];
 	struct stat st;
 	ssize_t got;
 	size_t off, out = 0;
 	uint32_t n = 0;
 	const char *cwd;
+	char *line, *save = NULL;
 
 	s->running = -1;
-	if (fstat(fd, &st) < 0 || st.st_size <= 0 || (size_t)st.st_size > sizeof(dump))
+	if (fstat(fd, &st) < 0 || st.st_size <= 0 || (size_t)st.st_size >= sizeof(dump))
 		goto done;
 	got = pread(fd, dump, (size_t)st.st_size, 0);
-	if (got != st.st_size || dump[got - 1] != '\0')
+	if (got != st.st_size)
 		goto done;
+	dump[got] = '\0';
 	if (memcmp(dump, DUMP_MAGIC, sizeof(DUMP_MAGIC)) != 0)
 		goto done;
 	off = sizeof(DUMP_MAGIC);
@@ -323,13 +465,18 @@ session_end(int idx, int fd)
 	if (off >= (size_t)got || cwd[0] != '/' || strlen(cwd) >= sizeof(s->cwd))
 		goto done;
 	off += strlen(cwd) + 1;
-	while (off < (size_t)got) {
-		const char *kv = dump + off, *ovkv, *old;
-		size_t len = name_len(kv);
+	if (off > (size_t)got || memchr(dump + off, '\0', (size_t)got - off))
+		goto done; /* a NUL among the lines: not export -p's */
+	for (line = strtok_r(dump + off, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		const char *ovkv, *old;
+		size_t len;
+		int r = decode_export(line, kv, sizeof(kv));
 
-		off += strlen(kv) + 1;
-		if (kv[len] != '=' || !valid_name(kv, len))
+		if (r < 0)
 			goto done;
+		if (r == 0)
+			continue;
+		len = name_len(kv);
 		/* bash's own: its cwd is ours to give, its nesting level its own. */
 		if ((len == 3 && memcmp(kv, "PWD", 3) == 0) ||
 		    (len == 5 && memcmp(kv, "SHLVL", 5) == 0))
@@ -360,9 +507,56 @@ session_end(int idx, int fd)
 	s->envc = n;
 	if (!s->keep_cwd)
 		memcpy(s->cwd, cwd, strlen(cwd) + 1);
+	apply_pending(s);
 done:
 	s->ovc = 0;
 	s->ovlen = 0;
+	s->pendc = 0;
+	s->pendlen = 0;
+}
+
+/* Applies NAME=value and NAME strings to the session's environment.  When
+ * the result does not fit, the session keeps what it had. */
+static void
+apply_vars(struct session *s, const char *const *vars, uint32_t nvars)
+{
+	const char *p = s->env;
+	size_t out = 0;
+	uint32_t n = 0;
+	bool fits = true;
+
+	/* Kept variables first, then the new values. */
+	for (uint32_t k = 0; k < s->envc; k++, p += strlen(p) + 1) {
+		bool named = false;
+
+		for (uint32_t j = 0; j < nvars; j++)
+			named |= name_len(vars[j]) == name_len(p) &&
+				 memcmp(vars[j], p, name_len(p)) == 0;
+		if (!named)
+			fits &= append(&out, &n, p) == 0;
+	}
+	for (uint32_t j = 0; j < nvars; j++)
+		if (vars[j][name_len(vars[j])] == '=')
+			fits &= append(&out, &n, vars[j]) == 0;
+	if (!fits)
+		return;
+	memcpy(s->env, scratch, out);
+	s->envlen = out;
+	s->envc = n;
+}
+
+/* Applies the changes that came while the session's command ran (the
+ * environment its shell handed back predates them). */
+static void
+apply_pending(struct session *s)
+{
+	static const char *vars[SBX_ARGS_MAX + 1];
+	const char *p = s->pend;
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < s->pendc && n < SBX_ARGS_MAX; i++, p += strlen(p) + 1)
+		vars[n++] = p;
+	apply_vars(s, vars, n);
 }
 
 int
@@ -376,31 +570,21 @@ session_setenv(const char *const *vars, uint32_t nvars)
 		}
 	for (int i = 0; i < AGENT_SESSIONS_MAX; i++) {
 		struct session *s = &sessions[i];
-		const char *p = s->env;
-		size_t out = 0;
-		uint32_t n = 0;
-		bool fits = true;
 
 		if (!s->name[0] || !s->has_env)
 			continue;
-		/* Kept variables first, then the new values. */
-		for (uint32_t k = 0; k < s->envc; k++, p += strlen(p) + 1) {
-			bool named = false;
+		apply_vars(s, vars, nvars);
+		/* A command running: kept, to apply again when it hands its shell's
+		 * environment back (a change that does not fit is dropped). */
+		for (uint32_t j = 0; s->running >= 0 && j < nvars && s->pendc < SBX_ARGS_MAX; j++) {
+			size_t len = strlen(vars[j]) + 1;
 
-			for (uint32_t j = 0; j < nvars; j++)
-				named |= name_len(vars[j]) == name_len(p) &&
-					 memcmp(vars[j], p, name_len(p)) == 0;
-			if (!named)
-				fits &= append(&out, &n, p) == 0;
+			if (len > sizeof(s->pend) - s->pendlen)
+				break;
+			memcpy(s->pend + s->pendlen, vars[j], len);
+			s->pendlen += len;
+			s->pendc++;
 		}
-		for (uint32_t j = 0; j < nvars; j++)
-			if (vars[j][name_len(vars[j])] == '=')
-				fits &= append(&out, &n, vars[j]) == 0;
-		if (!fits)
-			continue; /* the session keeps what it had */
-		memcpy(s->env, scratch, out);
-		s->envlen = out;
-		s->envc = n;
 	}
 	return 0;
 }

@@ -508,6 +508,17 @@ def test_delete_directory_needs_recursive(ctx):
         assert sorted(os.listdir(_workspace(ctx, sid))) == []
 
 
+def test_delete_never_takes_a_filesystem_root(ctx):
+    """However the path is spelled, /workspace, /tmp and / stay, with what is
+    in them."""
+    with _sandbox(ctx) as sid:
+        assert _out(ctx, sid, "mkdir -p sub && echo x > sub/f && echo y > /tmp/t") == ""
+        for path in (".", "sub/..", "/workspace//", "/workspace/.", "/tmp/", "/tmp/../", "/"):
+            status, body = _api(ctx, sid, "delete", {"path": path, "recursive": True})
+            _assert_error(status, body, 400, "VALIDATION_FAILED")
+        assert _out(ctx, sid, "cat sub/f /tmp/t") == "x\ny\n"
+
+
 def test_delete_symlink_keeps_its_target(ctx):
     with _sandbox(ctx) as sid:
         _out(ctx, sid, "mkdir keepdir && echo keep > keepdir/k.txt && echo t > target.txt && "

@@ -303,6 +303,20 @@ def test_export_and_unset_persist(ctx):
         assert _out(ctx, sid, 'echo "${FOO-unset}"') == "unset\n"
 
 
+def test_exported_values_keep_every_byte(ctx):
+    """Values with newlines, quotes, backslashes, dollars, backquotes, tabs,
+    control characters and non-ASCII text come back exactly, also from a
+    shell in POSIX mode (whose export -p looks different)."""
+    value = 'one\ntwo "q" \'s\' \\ $x `y` \t \x01 \u00e9\u4e2d end'
+    with _sandbox(ctx) as sid:
+        res = _exec(ctx, sid, 'export V="$(cat)"; export EMPTY=', stdin=value)
+        assert res["exitCode"] == 0, res
+        assert _out(ctx, sid, 'printf %s "$V"') == value
+        assert _out(ctx, sid, 'echo "[${EMPTY-unset}]"') == "[]\n"
+        assert _out(ctx, sid, "set -o posix; export P=posix-$V") == ""
+        assert _out(ctx, sid, 'printf %s "$P"') == "posix-" + value
+
+
 def test_unexported_variables_and_functions_do_not_persist(ctx):
     """Documented: only cd and export carry over, not plain variables or functions."""
     with _sandbox(ctx) as sid:
@@ -664,6 +678,29 @@ def test_env_route_applies_to_every_session(ctx):
         for session in ("default", "early", "late", "created", NO_SESSION):
             out = _out(ctx, sid, 'echo "${GLOBAL_A-unset}|$GLOBAL_B"', sessionId=session)
             assert out == "unset|two words\n", (session, out)
+
+
+def test_env_unset_gives_a_default_back_to_existing_sessions(ctx):
+    with _sandbox(ctx) as sid:
+        status, body = ctx.json("POST", f"/v1/sandboxes/{sid}/env", {"envVars": {"PATH": "/nowhere"}})
+        _assert_ok(status, body)
+        assert _out(ctx, sid, 'echo "$PATH"') == "/nowhere\n"
+        status, body = ctx.json("POST", f"/v1/sandboxes/{sid}/env", {"envVars": {"PATH": None}})
+        _assert_ok(status, body)
+        # The session that knew /nowhere has the default again, not nothing.
+        assert _out(ctx, sid, 'echo "$PATH"') == "/usr/local/bin:/usr/bin:/bin\n"
+
+
+def test_env_change_during_a_command_outlives_it(ctx):
+    with _sandbox(ctx) as sid:
+        _out(ctx, sid, "rm -f /tmp/go-envrun /tmp/started-envrun", sessionId=NO_SESSION)
+        call = _hold(ctx, sid, "s", "envrun", then="export MINE=1")
+        status, body = ctx.json("POST", f"/v1/sandboxes/{sid}/env", {"envVars": {"LATE": "arrived"}})
+        _assert_ok(status, body)
+        _release(ctx, sid, "envrun")
+        assert _finish(call)[0] == "released\n"
+        # Both the command's own export and the change made while it ran.
+        assert _out(ctx, sid, 'echo "$MINE $LATE"', sessionId="s") == "1 arrived\n"
 
 
 def test_env_route_rejects_bad_bodies(ctx):
