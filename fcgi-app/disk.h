@@ -8,19 +8,25 @@
 #ifndef SANDBOXD_DISK_H
 #define SANDBOXD_DISK_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
-/* Creates image (which must not exist), bytes long and sparse, with an
- * empty ext4 filesystem whose root belongs to uid.  0 or a negative errno. */
-int disk_create(const char *image, uint64_t bytes, uid_t uid);
+/*
+ * Creates image (which must not exist), bytes long and sparse, with an
+ * empty ext4 filesystem whose root belongs to root (the caller gives it to
+ * the sandbox's user once mounted): a copy of a template made by mkfs.ext4
+ * once per size, .template-BYTES.img beside it.  0 or a negative errno.
+ */
+int disk_create(const char *image, uint64_t bytes);
 
 /*
- * Mounts image at dir (nosuid, nodev) through a new loop device, which goes
- * away by itself with the last mount of it.  *ret_loop gets the device's
- * number.  0 or a negative errno.
+ * Mounts image (an absolute path) at dir (nosuid, nodev) through a new loop
+ * device, which goes away by itself with the last mount of it, or through
+ * the device that still carries it unless it is fresh (just made).
+ * *ret_loop gets the device's number.  0 or a negative errno.
  */
-int disk_mount(const char *image, const char *dir, int *ret_loop);
+int disk_mount(const char *image, const char *dir, bool fresh, int *ret_loop);
 
 /* Mounts the filesystem of loop device loop (mounted elsewhere) at dir too. */
 int disk_mount_again(int loop, const char *dir);

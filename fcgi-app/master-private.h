@@ -28,6 +28,7 @@ enum run_state {
 	RUN_PARKED, /* the uid slot of a persistent sandbox that sleeps */
 	RUN_WIPE,   /* wiping a deleted persistent sandbox's workspace */
 	RUN_SPARE,  /* a persistent sandbox built ahead of a new ID (persist.c) */
+	RUN_DISK,   /* a spare's disk being made by a child of ours (persist.c) */
 };
 
 struct run {
@@ -42,6 +43,8 @@ struct run {
 	uint32_t generation; /* RUN_AGENT: the agent's generation in the table */
 	bool mounted;	     /* its workspace's disk is mounted on the host */
 	int loop;	     /* and through this loop device */
+	pid_t disk_pid;	     /* RUN_DISK: the child making the disk */
+	int disk_fd;	     /* RUN_DISK: where it tells its loop device */
 };
 
 struct master {
@@ -88,6 +91,9 @@ void persist_reaped(struct master *m, int slot, const struct sbx_result *res);
 /* Builds spare persistent sandboxes up to warm_sandboxes.  0, or a negative
  * errno after a failure (the caller pauses before trying again). */
 int persist_refill(struct master *m);
+
+/* The child making a spare's disk in slot ended with status (RUN_DISK). */
+void persist_disk_done(struct master *m, int slot, int status);
 
 /* Puts idle sandboxes to sleep; returns the time of the next check. */
 uint64_t persist_tick(struct master *m, uint64_t now);

@@ -457,6 +457,11 @@ reap_children(struct master *m)
 	while ((pid = waitpid(-1, &status, WNOHANG | __WALL)) > 0) {
 		bool found = false;
 
+		for (uint32_t s = 0; s < m->conf->uid_slots && !found; s++)
+			if (m->runs[s].state == RUN_DISK && m->runs[s].disk_pid == pid) {
+				persist_disk_done(m, (int)s, status);
+				found = true;
+			}
 		for (uint32_t i = 0; i < m->conf->workers && !found; i++)
 			if (m->workers[i].pid == pid) {
 				worker_died(m, (int)i, status);
@@ -486,6 +491,7 @@ begin_stop(struct master *m)
 			m->runs[s].stopped = true;
 			sbx_kill(m->host, &m->runs[s].proc);
 		}
+	/* A disk being made is let finish (a few milliseconds) and dropped. */
 }
 
 static void
@@ -564,7 +570,7 @@ anything_alive(const struct master *m)
 		if (m->workers[i].pid > 0)
 			return true;
 	for (uint32_t s = 0; s < m->conf->uid_slots; s++)
-		if (run_has_process(&m->runs[s]))
+		if (run_has_process(&m->runs[s]) || m->runs[s].state == RUN_DISK)
 			return true;
 	return false;
 }

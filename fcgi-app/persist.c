@@ -276,13 +276,13 @@ mount_workspace(struct master *m, int slot, const char *name, const char *ws, bo
 	if (fresh) {
 		if (access(img, F_OK) == 0 && (r = set_aside(img, "disk", name)) < 0)
 			return r;
-		r = disk_create(img, m->conf->workspace_mb << 20, user_uid(m, (uint32_t)slot));
+		r = disk_create(img, m->conf->workspace_mb << 20);
 		if (r < 0)
 			return r;
 	} else if (access(img, F_OK) < 0) {
 		return 0;
 	}
-	r = disk_mount(img, ws, &run->loop);
+	r = disk_mount(img, ws, fresh, &run->loop);
 	if (r < 0) {
 		if (fresh)
 			unlink(img);
@@ -293,7 +293,8 @@ mount_workspace(struct master *m, int slot, const char *name, const char *ws, bo
 		/* mkfs's lost+found is not the user's; the root is the user's alone. */
 		snprintf(lf, sizeof(lf), "%s/lost+found", ws);
 		rmdir(lf);
-		if (chmod(ws, 0700) < 0)
+		if (chown(ws, user_uid(m, (uint32_t)slot), user_uid(m, (uint32_t)slot)) < 0 ||
+		    chmod(ws, 0700) < 0)
 			return -errno;
 	}
 	return 0;
@@ -313,10 +314,10 @@ unmount_workspace(struct master *m, int slot, const char *ws)
 	run->mounted = false;
 }
 
-/* Makes a fresh workspace for name (an ID, or .spare-SLOT), that only the
- * sandbox's user may enter, and mounts its new disk there. */
+/* Makes the directory of a fresh workspace for name (an ID, or
+ * .spare-SLOT), that only the sandbox's user may enter. */
 static int
-make_workspace(struct master *m, const char *name, const char *ws, uint32_t slot)
+make_dir(struct master *m, const char *name, const char *ws, uint32_t slot)
 {
 	int r;
 
@@ -330,7 +331,16 @@ make_workspace(struct master *m, const char *name, const char *ws, uint32_t slot
 	}
 	if (chown(ws, user_uid(m, slot), user_uid(m, slot)) < 0)
 		return -errno;
-	return mount_workspace(m, (int)slot, name, ws, true);
+	return 0;
+}
+
+/* Makes a fresh workspace for name and mounts its new disk there. */
+static int
+make_workspace(struct master *m, const char *name, const char *ws, uint32_t slot)
+{
+	int r = make_dir(m, name, ws, slot);
+
+	return r < 0 ? r : mount_workspace(m, (int)slot, name, ws, true);
 }
 
 static void
@@ -371,40 +381,119 @@ drop_spare_workspace(struct master *m, int slot)
  * workspace and lets go of the spare's mount (the sandbox's bind mount holds
  * the filesystem, not a name), and sets the hostname through the agent.
  */
+/*
+ * The child's side of making a spare's disk (a fork of the master, in the
+ * master's mount namespace): the image, its filesystem and its mount at ws,
+ * then the loop device's number on fd.  Exits 0, or with the errno.
+ */
+static _Noreturn void
+make_spare_disk(struct master *m, int slot, const char *ws, int fd)
+{
+	char img[PATH_MAX], lf[PATH_MAX + 16];
+	int loop = -1, r;
+
+	disk_path(m, img, sizeof(img), strrchr(ws, '/') + 1);
+	unlink(img); /* a spare's left by an earlier run */
+	r = disk_create(img, m->conf->workspace_mb << 20);
+	if (r == 0)
+		r = disk_mount(img, ws, true, &loop);
+	if (r == 0) {
+		snprintf(lf, sizeof(lf), "%s/lost+found", ws);
+		rmdir(lf);
+		if (chown(ws, user_uid(m, (uint32_t)slot), user_uid(m, (uint32_t)slot)) < 0 ||
+		    chmod(ws, 0700) < 0)
+			r = -errno;
+	}
+	if (r == 0 && write(fd, &loop, sizeof(loop)) != (ssize_t)sizeof(loop))
+		r = -EIO;
+	if (r < 0 && loop >= 0)
+		disk_unmount(ws);
+	_exit(r < 0 ? (-r & 0xff ? -r & 0xff : EIO) : 0);
+}
+
+/*
+ * Tops up the spares.  A spare's disk is made (mkfs, mount: some 10 ms) by a
+ * child of ours, so that the requests waiting for the master meanwhile do
+ * not; its agent is spawned when the child is done (persist_disk_done()).
+ */
 int
 persist_refill(struct master *m)
 {
 	while (!m->stopping && m->spares < m->conf->warm_sandboxes) {
 		char ws[PATH_MAX];
-		int slot = master_alloc_slot(m), r;
+		int slot = master_alloc_slot(m), p[2], r;
 		struct run *run;
-		uint32_t gen;
+		pid_t pid;
 
 		if (slot < 0)
 			return slot;
 		run = &m->runs[slot];
 		spare_path(m, ws, sizeof(ws), (uint32_t)slot);
-		r = make_workspace(m, strrchr(ws, '/') + 1, ws, (uint32_t)slot);
+		r = make_dir(m, strrchr(ws, '/') + 1, ws, (uint32_t)slot);
 		if (r < 0) {
 			log_error("spare sandbox: workspace %s: %s", ws, strerror(-r));
-			drop_spare_workspace(m, slot);
 			return r;
 		}
-		if (sbx_table_lock(m->table) < 0) {
-			drop_spare_workspace(m, slot);
-			return -EIO;
+		if (pipe2(p, O_CLOEXEC) < 0) {
+			rmdir(ws);
+			return -errno;
 		}
-		gen = sbx_table_next_generation(m->table);
-		sbx_table_unlock(m->table);
-		r = spawn_agent(m, slot, gen, "sandbox", ws, RUN_SPARE, "spare sandbox");
-		if (r < 0) {
-			drop_spare_workspace(m, slot);
-			return r;
+		pid = fork();
+		if (pid == 0) {
+			close(p[0]);
+			make_spare_disk(m, slot, ws, p[1]);
 		}
+		close(p[1]);
+		if (pid < 0) {
+			close(p[0]);
+			rmdir(ws);
+			return -errno;
+		}
+		run->state = RUN_DISK;
+		run->disk_pid = pid;
+		run->disk_fd = p[0];
 		run->id[0] = '\0';
 		m->spares++;
 	}
 	return 0;
+}
+
+void
+persist_disk_done(struct master *m, int slot, int status)
+{
+	struct run *run = &m->runs[slot];
+	int loop = -1, r = -EIO;
+	uint32_t gen;
+
+	if (read(run->disk_fd, &loop, sizeof(loop)) == (ssize_t)sizeof(loop) && WIFEXITED(status) &&
+	    WEXITSTATUS(status) == 0) {
+		run->mounted = true;
+		run->loop = loop;
+		r = 0;
+	} else if (WIFEXITED(status) && WEXITSTATUS(status) != 0) {
+		r = -WEXITSTATUS(status);
+	}
+	close(run->disk_fd);
+	run->disk_fd = -1;
+	run->disk_pid = 0;
+	if (r == 0 && !m->stopping && sbx_table_lock(m->table) == 0) {
+		char ws[PATH_MAX];
+
+		gen = sbx_table_next_generation(m->table);
+		sbx_table_unlock(m->table);
+		spare_path(m, ws, sizeof(ws), (uint32_t)slot);
+		r = spawn_agent(m, slot, gen, "sandbox", ws, RUN_SPARE, "spare sandbox");
+		if (r == 0)
+			return;
+	} else if (r < 0) {
+		log_error("spare sandbox (slot %d): its disk: %s", slot, strerror(-r));
+	}
+	/* Failed, or stopping: the spare goes. */
+	drop_spare_workspace(m, slot);
+	m->spares--;
+	run->state = RUN_FREE;
+	if (!m->stopping)
+		m->pool_retry_ns = master_now_ns() + 1000000000ull; /* do not spin */
 }
 
 /* Gives a spare to id (lock held): its workspace takes id's name.  Returns the

@@ -194,6 +194,18 @@ open_parent(const char *path, char *dir, const char **ret_base)
 	return fd;
 }
 
+/* Creates the temporary file tmp in dfd, replacing a leftover of an earlier
+ * child that had our pid.  fd or -1. */
+static int
+create_named(int dfd, const char *tmp)
+{
+	int fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+
+	if (fd < 0 && errno == EEXIST && unlinkat(dfd, tmp, 0) == 0)
+		fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	return fd;
+}
+
 /*
  * Writes size bytes from in to a temporary file beside the target, flushes
  * it, and renames it over the target: the old content stays whole until
@@ -208,6 +220,7 @@ op_write(const char *path, int in, uint64_t size)
 	const char *base;
 	struct stat st;
 	mode_t mode = 0644;
+	bool named = true;
 	int dfd, fd, e;
 
 	dfd = open_parent(path, dir, &base);
@@ -234,7 +247,13 @@ op_write(const char *path, int in, uint64_t size)
 		finish(errno);
 	}
 	snprintf(tmp, sizeof(tmp), ".sbx-write-%ld", (long)getpid());
-	fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	/* Unnamed until it is whole: a write cut short (the worker hung up and
+	 * we were killed) leaves nothing behind. */
+	fd = openat(dfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+	if (fd < 0)
+		fd = create_named(dfd, tmp);
+	else
+		named = false;
 	/* The directory is there (dfd): a filesystem without new files (/proc)
 	 * says ENOENT, which would read as "no such path". */
 	if (fd < 0)
@@ -244,12 +263,24 @@ op_write(const char *path, int in, uint64_t size)
 		e = errno;
 	if (!e && fsync(fd) < 0)
 		e = errno;
+	if (!e && !named) {
+		char self[64];
+
+		/* A name for it at last, then the rename over the target. */
+		snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
+		unlinkat(dfd, tmp, 0); /* a leftover of an earlier child of this pid */
+		if (linkat(AT_FDCWD, self, dfd, tmp, AT_SYMLINK_FOLLOW) < 0)
+			e = errno;
+		else
+			named = true;
+	}
 	if (close(fd) < 0 && !e)
 		e = errno;
 	if (!e && renameat(dfd, tmp, dfd, base) < 0)
 		e = errno;
 	if (e) {
-		unlinkat(dfd, tmp, 0);
+		if (named)
+			unlinkat(dfd, tmp, 0);
 		finish(e);
 	}
 	(void)fsync(dfd); /* the rename itself; fails harmlessly on an O_PATH fd */
@@ -351,10 +382,15 @@ move_across(const char *from, const char *to)
 	if (dfd < 0)
 		return errno;
 	snprintf(tmp, sizeof(tmp), ".sbx-move-%ld", (long)getpid());
-	out = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-		     st.st_mode & 07777);
+	out = create_named(dfd, tmp);
 	if (out < 0)
 		return errno;
+	if (fchmod(out, st.st_mode & 07777) < 0) {
+		e = errno;
+		close(out);
+		unlinkat(dfd, tmp, 0);
+		return e;
+	}
 	e = copy_in(in, out, (uint64_t)st.st_size);
 	if (!e && fsync(out) < 0)
 		e = errno;

@@ -66,7 +66,8 @@ def test_full_workspace_fails_inside_and_stays_usable(ctx):
         st.wait_log(f"sandbox {a} deleted".encode(), 30)
         st.wait_log(f"sandbox {b} deleted".encode(), 30)
         assert not os.path.exists(img), "the deleted sandbox's disk is still there"
-        left = [n for n in os.listdir(os.path.join(st.state_dir, "disks")) if not n.startswith(".spare-")]
+        left = [n for n in os.listdir(os.path.join(st.state_dir, "disks"))
+                if not n.startswith((".spare-", ".template-"))]
         assert left == [], left
     finally:
         assert st.stop() == 0
