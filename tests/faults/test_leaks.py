@@ -1,6 +1,7 @@
 """No leaks: many create/exec/delete cycles of persistent sandboxes leave no
 process, no file descriptor in the master, no table entry, no workspace, no
-agent socket and no cgroup beyond the per-slot ones that are kept by design."""
+disk image, no mount, no loop device, no agent socket and no cgroup beyond
+the per-slot ones that are kept by design."""
 import os
 import time
 import uuid
@@ -25,6 +26,22 @@ def _cgroups(ctx):
     return out
 
 
+def _mounts_under(path):
+    with open("/proc/self/mountinfo") as f:
+        return [line.split()[4] for line in f if line.split()[4].startswith(path + "/")]
+
+
+def _loop_backing_files():
+    out = []
+    for dev in os.listdir("/sys/block"):
+        try:
+            with open(f"/sys/block/{dev}/loop/backing_file") as f:
+                out.append(f.read().strip())
+        except OSError:
+            pass
+    return out
+
+
 def test_create_exec_delete_cycles_leave_nothing(ctx):
     master = ctx.stack.sandboxd.pid
     status, lst = ctx.json("GET", "/v1/sandboxes")
@@ -38,8 +55,8 @@ def test_create_exec_delete_cycles_leave_nothing(ctx):
         assert status == 200 and body["stdout"] == f"{i}\n", (i, status, body)
         status, body = ctx.json("DELETE", f"/v1/sandboxes/{sid}")
         assert status == 200, body
-    # Deletion finishes in the background (the workspace is wiped from inside
-    # a sandbox); wait until the master has said so for every one.
+    # Deletion finishes in the background (once the agent is reaped, its disk
+    # is detached and unlinked); wait until the master has said so for every one.
     def leak_deleted():
         return sum(1 for line in ctx.stack.log_text().splitlines()
                    if "sandbox leak-" in line and line.endswith(" deleted"))
@@ -57,6 +74,12 @@ def test_create_exec_delete_cycles_leave_nothing(ctx):
     assert not ctx.host_sandbox_pids(), ctx.host_sandbox_pids()
     ws = os.listdir(os.path.join(ctx.state_dir, "workspaces"))
     assert not [w for w in ws if w.startswith("leak-")], ws
+    disks = os.listdir(os.path.join(ctx.state_dir, "disks"))
+    assert not [d for d in disks if d.startswith("leak-")], disks
+    mounts = _mounts_under(os.path.realpath(os.path.join(ctx.state_dir, "workspaces")))
+    assert not [m for m in mounts if "/leak-" in m], mounts
+    loops = [b for b in _loop_backing_files() if "/leak-" in b]
+    assert not loops, loops
     socks = os.listdir(os.path.join(ctx.state_dir, "agents"))
     assert not socks or all(not s.startswith("leak") for s in socks), socks
     # The master's fds come back to where they were.
