@@ -263,7 +263,9 @@ static int
 place_agent_fds(struct child_args *a)
 {
 	const struct sbx_host *h = a->host;
-	int src[4] = { a->ctl_fd, a->report_fd, h->seccomp_fd, a->listen_fd }, high[4], agent;
+	/* A persistent sandbox's agent loads its own filter (SBX_SCMP_AGENT). */
+	int filter = a->listen_fd >= 0 ? h->seccomp_agent_fd : h->seccomp_fd;
+	int src[4] = { a->ctl_fd, a->report_fd, filter, a->listen_fd }, high[4], agent;
 	int n = a->listen_fd >= 0 ? 4 : 3;
 
 	/* Move everything out of the way first, so that no dup2() lands on a source. */
@@ -302,14 +304,14 @@ contain(struct child_args *a)
 {
 	const struct sbx_host *h = a->host;
 	const struct sbx_spec *s = a->spec;
-	int keep[6] = { a->sync_fd,  a->report_fd,  a->ctl_fd,
-			h->agent_fd, h->seccomp_fd, a->listen_fd };
+	int keep[7] = { a->sync_fd,    a->report_fd,	    a->ctl_fd,	 h->agent_fd,
+			h->seccomp_fd, h->seccomp_agent_fd, a->listen_fd };
 	int agent;
 	char c;
 
 	/* 1. Nothing of the parent's but what we were given (a worker's socket, the
 	 *    FastCGI listener and other sandboxes' pipes stay out). */
-	close_others(keep, 6);
+	close_others(keep, 7);
 
 	/* 2. Join our cgroup before doing anything that costs memory or CPU.  We are
 	 *    still host root (kuid 0), which owns the cgroup files.  The migration

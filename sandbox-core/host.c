@@ -178,7 +178,7 @@ sbx_host_new(const struct sbx_host_config *cfg, struct sbx_host **ret, struct sb
 		return -ENOMEM;
 	for (int c = 0; c < SBX_CG__MAX; c++)
 		host->cg[c].dirfd = -1;
-	host->agent_fd = host->seccomp_fd = -1;
+	host->agent_fd = host->seccomp_fd = host->seccomp_agent_fd = -1;
 	host->uid_base = cfg->uid_base;
 	host->uid_slots = cfg->uid_slots;
 	/* The canonical path: it names this instance (its cgroup parent is derived
@@ -218,10 +218,16 @@ sbx_host_new(const struct sbx_host_config *cfg, struct sbx_host **ret, struct sb
 	}
 
 	step = SBX_STEP_SECCOMP;
-	r = sbx_scmp_build(&host->seccomp);
+	r = sbx_scmp_build(&host->seccomp, SBX_SCMP_PROGRAM);
 	if (r < 0)
 		goto fail;
 	r = seccomp_memfd(&host->seccomp, &host->seccomp_fd);
+	if (r < 0)
+		goto fail;
+	r = sbx_scmp_build(&host->seccomp_agent, SBX_SCMP_AGENT);
+	if (r < 0)
+		goto fail;
+	r = seccomp_memfd(&host->seccomp_agent, &host->seccomp_agent_fd);
 	if (r < 0)
 		goto fail;
 
@@ -250,6 +256,9 @@ sbx_host_free(struct sbx_host *host)
 	sbx_scmp_free(&host->seccomp);
 	if (host->seccomp_fd >= 0)
 		close(host->seccomp_fd);
+	sbx_scmp_free(&host->seccomp_agent);
+	if (host->seccomp_agent_fd >= 0)
+		close(host->seccomp_agent_fd);
 	if (host->agent_fd >= 0)
 		close(host->agent_fd);
 	free(host);

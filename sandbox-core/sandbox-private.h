@@ -5,10 +5,11 @@
 #ifndef SANDBOX_PRIVATE_H
 #define SANDBOX_PRIVATE_H
 
-#include <linux/filter.h>
 #include <limits.h>
+#include <linux/filter.h>
 
 #include "sandbox.h"
+#include "seccomp-policy.h"
 
 #define SBX_MAX_ETC 32	   /* host /etc entries exposed read-only */
 #define SBX_MAX_TOPLINKS 8 /* /bin, /lib, ... as links or binds */
@@ -36,10 +37,12 @@ struct sbx_host {
 	bool cg_v2;
 	/* v2 uses cg[0] only; v1 uses one per controller. */
 	struct sbx_cg_dir cg[SBX_CG__MAX];
-	bool cg_memsw;		   /* v1: memory.memsw.* exists (swap accounting) */
-	struct sock_fprog seccomp; /* the compiled filter, loaded by every sandbox */
-	int seccomp_fd;		   /* a sealed memfd holding it, handed to sandbox-agent */
-	int agent_fd;		   /* O_PATH fd of the sandbox-agent binary */
+	bool cg_memsw;			 /* v1: memory.memsw.* exists (swap accounting) */
+	struct sock_fprog seccomp;	 /* the compiled filter, loaded by every program */
+	int seccomp_fd;			 /* a sealed memfd holding it, handed to sandbox-agent */
+	struct sock_fprog seccomp_agent; /* the filter a persistent sandbox's agent loads */
+	int seccomp_agent_fd;
+	int agent_fd; /* O_PATH fd of the sandbox-agent binary */
 	struct sbx_toplink toplinks[SBX_MAX_TOPLINKS];
 	unsigned n_toplinks;
 	char etc[SBX_MAX_ETC][40]; /* host /etc entries bound read-only: "/etc/ssl" */
@@ -49,7 +52,7 @@ struct sbx_host {
 };
 
 /* seccomp.c: builds the filter program; *ret owns a malloc'd filter array. */
-int sbx_scmp_build(struct sock_fprog *ret);
+int sbx_scmp_build(struct sock_fprog *ret, enum sbx_scmp_variant variant);
 void sbx_scmp_free(struct sock_fprog *prog);
 
 /* cgroup.c */

@@ -22,6 +22,18 @@ struct sbx_scmp_rule {
 	unsigned arg; /* argument index for the ARG_* matches */
 	uint64_t value;
 	uint64_t guard; /* ARG_ANY_BITS: a bit here set in arg exempts the call */
+	/* What the agent's own filter (SBX_SCMP_AGENT) leaves out: for ALWAYS,
+	 * nonzero drops the rule; for ARG_ANY_BITS, these bits of value. */
+	uint64_t agent_allows;
+};
+
+enum sbx_scmp_variant {
+	SBX_SCMP_PROGRAM, /* every rule: what a one-shot sandbox's program loads */
+	/* What a persistent sandbox's agent loads for itself once, and every
+	 * command inherits: the same, but for the calls the agent needs to give
+	 * each command its namespaces (mount(), clone() with CLONE_NEWPID and
+	 * CLONE_NEWNS), which without capabilities fail all the same. */
+	SBX_SCMP_AGENT,
 };
 
 extern const struct sbx_scmp_rule sbx_scmp_policy[];

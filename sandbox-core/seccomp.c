@@ -50,30 +50,38 @@
 
 #define DENY(sys, e)                                                                               \
 	{                                                                                          \
-		sys, e, SBX_SCMP_ALWAYS, 0, 0, 0                                                   \
+		sys, e, SBX_SCMP_ALWAYS, 0, 0, 0, 0                                                \
+	}
+/* Denied to programs, left to the agent of a persistent sandbox. */
+#define DENY_BUT_AGENT(sys, e)                                                                     \
+	{                                                                                          \
+		sys, e, SBX_SCMP_ALWAYS, 0, 0, 0, 1                                                \
 	}
 #define DENY_EQ32(sys, e, arg, v)                                                                  \
 	{                                                                                          \
-		sys, e, SBX_SCMP_ARG_EQ32, arg, v, 0                                               \
+		sys, e, SBX_SCMP_ARG_EQ32, arg, v, 0, 0                                            \
 	}
 #define DENY_SOCKTYPE(sys, e, arg, v)                                                              \
 	{                                                                                          \
-		sys, e, SBX_SCMP_ARG_TYPE_RAW, arg, v, 0                                           \
+		sys, e, SBX_SCMP_ARG_TYPE_RAW, arg, v, 0, 0                                        \
 	}
-#define DENY_BITS(sys, e, arg, bits, guard)                                                        \
+#define DENY_BITS(sys, e, arg, bits, guard, agent)                                                 \
 	{                                                                                          \
-		sys, e, SBX_SCMP_ARG_ANY_BITS, arg, bits, guard                                    \
+		sys, e, SBX_SCMP_ARG_ANY_BITS, arg, bits, guard, agent                             \
 	}
 
 const struct sbx_scmp_rule sbx_scmp_policy[] = {
 	/* Namespaces: clone3 passes its flags in memory that seccomp cannot read, so it
 	 * answers ENOSYS and libc falls back to clone(), whose flags we can check. */
 	DENY("clone3", ENOSYS),
-	DENY_BITS("clone", EPERM, 0, NS_FLAGS, 0),
-	DENY_BITS("unshare", EPERM, 0, NS_FLAGS, 0),
+	/* The agent gives each command a pid and a mount namespace of its own;
+	 * without CAP_SYS_ADMIN, which only a user namespace could give back, the
+	 * kernel refuses both to what the commands run. */
+	DENY_BITS("clone", EPERM, 0, NS_FLAGS, 0, CLONE_NEWPID | CLONE_NEWNS),
+	DENY_BITS("unshare", EPERM, 0, NS_FLAGS, 0, 0),
 	DENY("setns", EPERM),
 	/* Mounts, old and new API, and root changes. */
-	DENY("mount", EPERM),
+	DENY_BUT_AGENT("mount", EPERM), /* the agent: each command's /proc */
 	DENY("umount2", EPERM),
 	DENY("pivot_root", EPERM),
 	DENY("chroot", EPERM),
@@ -130,7 +138,7 @@ const struct sbx_scmp_rule sbx_scmp_policy[] = {
 	/* personality(): no turning off ASLR or making data executable for what runs
 	 * next.  Real personalities never use bit 31, so the query value 0xffffffff
 	 * is exempt through the guard bit. */
-	DENY_BITS("personality", EPERM, 0, PERSONALITY_DANGEROUS, 0x80000000u),
+	DENY_BITS("personality", EPERM, 0, PERSONALITY_DANGEROUS, 0x80000000u, 0),
 	/* Sockets: no packet, raw or vsock sockets.  The kernel reads int arguments as 32
 	 * bits, so the comparisons mask to 32 bits and high garbage cannot slip past. */
 	DENY_EQ32("socket", EPERM, 0, AF_PACKET),
@@ -144,10 +152,20 @@ const struct sbx_scmp_rule sbx_scmp_policy[] = {
 const size_t sbx_scmp_policy_len = sizeof(sbx_scmp_policy) / sizeof(sbx_scmp_policy[0]);
 
 static int
-add_rule(scmp_filter_ctx ctx, const struct sbx_scmp_rule *r)
+add_rule(scmp_filter_ctx ctx, const struct sbx_scmp_rule *r, enum sbx_scmp_variant variant)
 {
 	int nr = seccomp_syscall_resolve_name(r->syscall);
 	uint32_t action = SCMP_ACT_ERRNO((uint32_t)r->err);
+	struct sbx_scmp_rule agent;
+
+	if (variant == SBX_SCMP_AGENT && r->agent_allows) {
+		if (r->match == SBX_SCMP_ALWAYS)
+			return 0;
+		agent = *r;
+		agent.value &= ~r->agent_allows;
+		agent.agent_allows = 0;
+		return agent.value ? add_rule(ctx, &agent, SBX_SCMP_PROGRAM) : 0;
+	}
 
 	/* A syscall this libseccomp does not know cannot be reached by name either;
 	 * the kernel's own number table is what matters, so refuse to build. */
@@ -185,7 +203,7 @@ add_rule(scmp_filter_ctx ctx, const struct sbx_scmp_rule *r)
 }
 
 int
-sbx_scmp_build(struct sock_fprog *ret)
+sbx_scmp_build(struct sock_fprog *ret, enum sbx_scmp_variant variant)
 {
 	scmp_filter_ctx ctx;
 	struct sock_filter *buf = NULL;
@@ -203,7 +221,7 @@ sbx_scmp_build(struct sock_fprog *ret)
 	if (r < 0)
 		goto out;
 	for (size_t i = 0; i < sbx_scmp_policy_len; i++) {
-		r = add_rule(ctx, &sbx_scmp_policy[i]);
+		r = add_rule(ctx, &sbx_scmp_policy[i], variant);
 		if (r < 0)
 			goto out;
 	}

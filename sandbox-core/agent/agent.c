@@ -24,7 +24,7 @@
 #include <grp.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
-#include <linux/sched.h>
+#include <sched.h>
 #include <linux/seccomp.h>
 #include <poll.h>
 #include <signal.h>
@@ -66,6 +66,7 @@ int report_fd = AGENT_FD_REPORT;
 static struct sock_filter filter[BPF_MAXINSNS];
 static struct sock_fprog seccomp_prog;
 static struct rlimit lim_nofile, lim_fsize, lim_nproc;
+static bool filter_loaded; /* by the agent itself, in serve mode */
 
 _Noreturn void
 fail(enum sbx_step step)
@@ -302,8 +303,9 @@ become_user(void)
 
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		return SBX_STEP_NO_NEW_PRIVS;
-	/* Last: the filter also binds everything above. */
-	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &seccomp_prog) < 0)
+	/* Last: the filter also binds everything above.  A persistent sandbox's
+	 * agent loaded its own when it began to serve, and it binds us already. */
+	if (!filter_loaded && syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &seccomp_prog) < 0)
 		return SBX_STEP_SECCOMP;
 	return SBX_STEP_NONE;
 }
@@ -407,16 +409,25 @@ drop_caps(void)
  * program ends, writes the program's status to report_fd and exits.  When
  * it exits, the kernel kills whatever is left in its pid namespace.
  */
+static int
+program_main(void *p)
+{
+	exec_program(p);
+}
+
 static _Noreturn void
 run_as_init(struct program *p)
 {
+	/* The program's side runs on a stack of its own in our memory, and we
+	 * wait (CLONE_VFORK) until it has executed its program or failed: no
+	 * copy of our address space to make and throw away at every command. */
+	static char stack[64 * 1024] __attribute__((aligned(16)));
 	struct report rep = { REPORT_MAGIC, SBX_STEP_NONE, 0, 0, 0 };
-	pid_t program = fork();
+	pid_t program =
+		clone(program_main, stack + sizeof(stack), CLONE_VM | CLONE_VFORK | SIGCHLD, p);
 
 	if (program < 0)
 		fail(SBX_STEP_FORK);
-	if (program == 0)
-		exec_program(p);
 	close(p->stdout_fd);
 	close(p->stderr_fd);
 	if (p->stdin_fd >= 0)
@@ -559,6 +570,10 @@ ro_self_bind(const char *path)
 		     MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
 }
 
+static const char *const proc_ro[] = { "/proc/sys", "/proc/sysrq-trigger", "/proc/irq",
+				       "/proc/bus" };
+static bool proc_ro_there[sizeof(proc_ro) / sizeof(proc_ro[0])]; /* looked for once */
+
 /*
  * A command's own /proc: its init is pid 1 of a new pid namespace, and
  * tools such as ps must find themselves in /proc.  The kernel knobs stay
@@ -567,13 +582,10 @@ ro_self_bind(const char *path)
 static int
 command_proc(void)
 {
-	static const char *const ro[] = { "/proc/sys", "/proc/sysrq-trigger", "/proc/irq",
-					  "/proc/bus" };
-
 	if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
 		return -1;
-	for (size_t i = 0; i < sizeof(ro) / sizeof(ro[0]); i++)
-		if (access(ro[i], F_OK) == 0 && ro_self_bind(ro[i]) < 0)
+	for (size_t i = 0; i < sizeof(proc_ro) / sizeof(proc_ro[0]); i++)
+		if (proc_ro_there[i] && ro_self_bind(proc_ro[i]) < 0)
 			return -1;
 	return 0;
 }
@@ -977,6 +989,18 @@ serve(void)
 	if (sigfd < 0 || fcntl(AGENT_FD_LISTEN, F_SETFD, FD_CLOEXEC) < 0)
 		fail(SBX_STEP_PROGRAM);
 	have_static_bash = access(STATIC_BASH, X_OK) == 0;
+	for (size_t i = 0; i < sizeof(proc_ro) / sizeof(proc_ro[0]); i++)
+		proc_ro_there[i] = access(proc_ro[i], F_OK) == 0;
+	/* The filter, once, for the agent and everything it will start: compiled
+	 * (and JITed) by the kernel here instead of for every command.  This
+	 * variant (SBX_SCMP_AGENT) leaves the agent mount() and clone() with
+	 * CLONE_NEWPID and CLONE_NEWNS for each command's namespaces; what the
+	 * commands run has no capability to use them with.  We hold
+	 * CAP_SYS_ADMIN in our user namespace, so no_new_privs is not needed
+	 * for the load; the commands set it themselves. */
+	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &seccomp_prog) < 0)
+		fail(SBX_STEP_SECCOMP);
+	filter_loaded = true;
 	/* In serve mode the program socket carries the parent's settings (the
 	 * hostname of a sandbox built before its ID was known).  A persistent
 	 * sandbox is ended by SIGKILL. */

@@ -257,7 +257,7 @@ static int
 build_setup(void **state)
 {
 	(void)state;
-	return sbx_scmp_build(&prog) == 0 ? 0 : -1;
+	return sbx_scmp_build(&prog, SBX_SCMP_PROGRAM) == 0 ? 0 : -1;
 }
 
 static int
@@ -438,7 +438,7 @@ build_twice_and_free(void **state)
 	struct sock_fprog p2 = { 0, NULL };
 
 	(void)state;
-	assert_int_equal(sbx_scmp_build(&p2), 0);
+	assert_int_equal(sbx_scmp_build(&p2, SBX_SCMP_PROGRAM), 0);
 	assert_int_equal(p2.len, prog.len);
 	assert_memory_equal(p2.filter, prog.filter, p2.len * sizeof(*p2.filter));
 	sbx_scmp_free(&p2);
@@ -580,7 +580,74 @@ filter_refuses_x32_syscalls(void **state)
 #endif
 }
 
+/* The agent's variant: what a persistent sandbox's agent loads for itself and
+ * every command it starts. */
+
+static int
+build_agent_setup(void **state)
+{
+	(void)state;
+	return sbx_scmp_build(&prog, SBX_SCMP_AGENT) == 0 ? 0 : -1;
+}
+
+static void
+agent_exemptions_are_only_mount_and_two_clone_flags(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sbx_scmp_policy_len; i++) {
+		const struct sbx_scmp_rule *r = &sbx_scmp_policy[i];
+
+		if (!r->agent_allows)
+			continue;
+		if (strcmp(r->syscall, "mount") == 0 && r->match == SBX_SCMP_ALWAYS)
+			continue;
+		if (strcmp(r->syscall, "clone") == 0 && r->match == SBX_SCMP_ARG_ANY_BITS &&
+		    r->agent_allows == (CLONE_NEWPID | CLONE_NEWNS))
+			continue;
+		fail_msg("rule %zu (%s) is left to the agent", i, r->syscall);
+	}
+}
+
+static void
+agent_filter_allows_what_the_agent_needs(void **state)
+{
+	(void)state;
+	assert_verdict("mount", verdict("mount", 0, 0, 0), SECCOMP_RET_ALLOW);
+	assert_verdict("clone newpid|newns",
+		       verdict("clone", CLONE_NEWPID | CLONE_NEWNS | SIGCHLD, 0, 0),
+		       SECCOMP_RET_ALLOW);
+	assert_verdict("clone fork", verdict("clone", SIGCHLD, 0, 0), SECCOMP_RET_ALLOW);
+	assert_verdict("read", verdict("read", 0, 0, 0), SECCOMP_RET_ALLOW);
+}
+
+static void
+agent_filter_denies_the_rest(void **state)
+{
+	static const uint64_t other_ns[] = { CLONE_NEWUSER, CLONE_NEWNET,    CLONE_NEWIPC,
+					     CLONE_NEWUTS,  CLONE_NEWCGROUP, CLONE_NEWTIME };
+	const uint32_t eperm = SECCOMP_RET_ERRNO | EPERM;
+
+	(void)state;
+	/* A user namespace is what would give the commands capabilities back:
+	 * never, with or without the flags the agent may use. */
+	for (size_t i = 0; i < sizeof(other_ns) / sizeof(other_ns[0]); i++) {
+		assert_verdict("clone other ns", verdict("clone", other_ns[i] | SIGCHLD, 0, 0),
+			       eperm);
+		assert_verdict("clone newpid + other ns",
+			       verdict("clone", CLONE_NEWPID | CLONE_NEWNS | other_ns[i], 0, 0),
+			       eperm);
+	}
+	assert_verdict("unshare newns", verdict("unshare", CLONE_NEWNS, 0, 0), eperm);
+	assert_verdict("unshare newpid", verdict("unshare", CLONE_NEWPID, 0, 0), eperm);
+	assert_verdict("clone3", verdict("clone3", 0, 0, 0), SECCOMP_RET_ERRNO | ENOSYS);
+	/* Every other always-denied call stays denied. */
+	for (size_t i = 0; i < sizeof(always_denied) / sizeof(always_denied[0]); i++)
+		if (strcmp(always_denied[i], "mount") != 0)
+			assert_verdict(always_denied[i], verdict(always_denied[i], 0, 0, 0), eperm);
+}
+
 #define B(name) cmocka_unit_test_setup_teardown(name, build_setup, build_teardown)
+#define BA(name) cmocka_unit_test_setup_teardown(name, build_agent_setup, build_teardown)
 
 int
 main(void)
@@ -604,6 +671,9 @@ main(void)
 		B(filter_masks_32_bit_arguments),
 		B(filter_kills_foreign_architectures),
 		B(filter_refuses_x32_syscalls),
+		cmocka_unit_test(agent_exemptions_are_only_mount_and_two_clone_flags),
+		BA(agent_filter_allows_what_the_agent_needs),
+		BA(agent_filter_denies_the_rest),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
