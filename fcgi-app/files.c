@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -25,9 +24,10 @@
 #include "sandboxes-private.h"
 
 #define READ_JSON_MAX (32ull << 20) /* bytes of a file read into a JSON answer */
-#define LIST_BYTES_MAX (64u << 20)  /* bytes of a listing's records */
+#define LIST_BYTES_MAX (16u << 20)  /* bytes of a listing's records */
 #define STREAM_CHUNK 65535	    /* bytes per chunk event: a multiple of 3 for base64 */
-#define FILE_WAIT_MS 600000	    /* an operation's longest wait for the agent */
+#define FILE_WAIT_MS 600000	    /* how long the idle reaper leaves the sandbox alone */
+#define FILE_IDLE_MS 60000	    /* an operation's longest silence */
 
 /* ---- encodings ---- */
 
@@ -311,12 +311,50 @@ op_start(struct op *o, struct sbx_file_req *fr)
 	return 0;
 }
 
+/*
+ * Waits until fd has something to read (or hung up), while watching the
+ * client.  The operation's child runs as the sandbox's user, and the
+ * sandbox's code can stop it (SIGSTOP): a worker never waits on it longer
+ * than FILE_IDLE_MS without a byte.  0, -ECANCELED (the client is gone) or
+ * -ETIMEDOUT.
+ */
+static int
+op_wait(struct op *o, int fd)
+{
+	struct pollfd p[2] = { { fd, POLLIN, 0 }, { o->req->client_fd, POLLRDHUP, 0 } };
+
+	for (;;) {
+		int n = poll(p, o->req->client_fd >= 0 ? 2 : 1, FILE_IDLE_MS);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -ETIMEDOUT;
+		if (o->req->client_fd >= 0 && (p[1].revents & (POLLRDHUP | POLLHUP | POLLERR)))
+			return -ECANCELED;
+		if (p[0].revents)
+			return 0;
+	}
+}
+
 /* Waits for the answer and ends the operation, sending nothing (a response
  * may be under way).  0, or a negative errno. */
 static int
 op_end(struct op *o)
 {
-	int e = sbx_file_recv(o->conn, &o->res);
+	int e;
+
+	/* What is left on the data pipe is nobody's now: let the child see it go
+	 * (EPIPE), so that it answers instead of waiting to write. */
+	if (o->data >= 0) {
+		close(o->data);
+		o->data = -1;
+	}
+	e = op_wait(o, o->conn);
+	if (e == 0)
+		e = sbx_file_recv(o->conn, &o->res);
 
 	close(o->conn);
 	if (o->data >= 0)
@@ -348,19 +386,24 @@ op_abandon(struct op *o)
 	sandboxes_count(o->req, o->id, 0);
 }
 
-/* Reads exactly len bytes from fd (fewer at end of file).  Their number, or -1. */
+/* Reads exactly len bytes from the operation's data pipe (fewer at end of
+ * file).  Their number, or a negative errno. */
 static ssize_t
-read_full(int fd, void *buf, size_t len)
+read_full(struct op *o, void *buf, size_t len)
 {
 	size_t got = 0;
 
 	while (got < len) {
-		ssize_t n = read(fd, (char *)buf + got, len - got);
+		ssize_t n;
+		int e = op_wait(o, o->data);
 
+		if (e < 0)
+			return e;
+		n = read(o->data, (char *)buf + got, len - got);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
-			return -1;
+			return -errno;
 		if (n == 0)
 			break;
 		got += (size_t)n;
@@ -368,9 +411,10 @@ read_full(int fd, void *buf, size_t len)
 	return (ssize_t)got;
 }
 
-/* Everything left on fd, up to max bytes, malloc'd.  0, -EFBIG or -errno. */
+/* Everything left on the data pipe, up to max bytes, malloc'd.  0, -EFBIG
+ * or a negative errno. */
 static int
-read_all(int fd, size_t max, char **ret, size_t *ret_len)
+read_all(struct op *o, size_t max, char **ret, size_t *ret_len)
 {
 	size_t cap = 65536, len = 0;
 	char *buf = malloc(cap);
@@ -395,14 +439,10 @@ read_all(int fd, size_t max, char **ret, size_t *ret_len)
 			}
 			buf = more;
 		}
-		n = read(fd, buf + len, cap - len);
-		if (n < 0 && errno == EINTR)
-			continue;
+		n = read_full(o, buf + len, cap - len);
 		if (n < 0) {
-			int e = -errno;
-
 			free(buf);
-			return e;
+			return (int)n;
 		}
 		if (n == 0)
 			break;
@@ -415,34 +455,6 @@ read_all(int fd, size_t max, char **ret, size_t *ret_len)
 	*ret = buf;
 	*ret_len = len;
 	return 0;
-}
-
-/* A sealed memfd holding len bytes: a writer that cannot stall or die. */
-static int
-memfd_of(const void *data, size_t len)
-{
-	size_t off = 0;
-	int fd = memfd_create("file", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-
-	if (fd < 0)
-		return -errno;
-	while (off < len) {
-		ssize_t n = write(fd, (const char *)data + off, len - off);
-
-		if (n <= 0) {
-			close(fd);
-			return -EIO;
-		}
-		off += (size_t)n;
-	}
-	if (lseek(fd, 0, SEEK_SET) < 0 ||
-	    fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) < 0) {
-		int e = -errno;
-
-		close(fd);
-		return e;
-	}
-	return fd;
 }
 
 /* Runs an operation without a data pipe (WRITE brings its own fd).  0 with
@@ -507,9 +519,10 @@ static int
 write_bytes(struct api_req *req, const char *id, const char *path, const void *data, size_t len)
 {
 	struct op o = { .req = req, .id = id };
-	struct sbx_file_req fr = {
-		.op = SBX_FILE_WRITE, .path = path, .size = len, .fd = memfd_of(data, len)
-	};
+	struct sbx_file_req fr = { .op = SBX_FILE_WRITE,
+				   .path = path,
+				   .size = len,
+				   .fd = sandboxes_memfd("file", data, len) };
 	int status;
 
 	if (fr.fd < 0)
@@ -580,7 +593,7 @@ read_start(struct op *o, const char *path, uint64_t max, struct sbx_file_meta *m
 
 	if (status)
 		return status;
-	if (read_full(o->data, meta, sizeof(*meta)) != (ssize_t)sizeof(*meta) ||
+	if (read_full(o, meta, sizeof(*meta)) != (ssize_t)sizeof(*meta) ||
 	    sbx_file_meta_check(meta) < 0) {
 		/* No meta: the operation's child never got that far. */
 		status = op_finish(o);
@@ -619,7 +632,7 @@ api_read(struct api_req *req, const char *id, const json_t *root)
 	}
 	if ((status = read_start(&o, path, READ_JSON_MAX, &meta)))
 		return status;
-	e = read_all(o.data, READ_JSON_MAX, &buf, &len);
+	e = read_all(&o, READ_JSON_MAX, &buf, &len);
 	status = op_finish(&o);
 	if (status) {
 		free(buf);
@@ -687,7 +700,7 @@ api_read_stream(struct api_req *req, const char *id, const json_t *root)
 		return 200;
 	}
 	for (;;) {
-		ssize_t n = read_full(o.data, chunk + carry, sizeof(chunk) - carry);
+		ssize_t n = read_full(&o, chunk + carry, sizeof(chunk) - carry);
 		size_t len, keep = 0;
 
 		if (n < 0)
@@ -753,13 +766,15 @@ api_read_stream(struct api_req *req, const char *id, const json_t *root)
 	return 200;
 }
 
+/* mkdir and delete: a path and the flag recursive.  mkdir's answer says
+ * whether it was recursive. */
 static int
-api_mkdir(struct api_req *req, const char *id, const json_t *root)
+path_op(struct api_req *req, const char *id, const json_t *root, enum sbx_file_op op)
 {
 	struct op o = { .req = req, .id = id };
 	char path[SBX_FILE_PATH_MAX];
+	struct sbx_file_req fr = { .op = op, .path = path, .fd = -1 };
 	bool recursive;
-	struct sbx_file_req fr = { .op = SBX_FILE_MKDIR, .path = path, .fd = -1 };
 	int status;
 
 	if ((status = path_field(req, root, "path", path)) ||
@@ -770,29 +785,23 @@ api_mkdir(struct api_req *req, const char *id, const json_t *root)
 		return status;
 	if (o.res.err)
 		return file_error(req, o.res.err, path);
-	return api_send_json(
-		req, 200,
-		sandboxes_ok(json_pack("{s:s, s:b}", "path", path, "recursive", recursive)));
+	if (op == SBX_FILE_MKDIR)
+		return api_send_json(req, 200,
+				     sandboxes_ok(json_pack("{s:s, s:b}", "path", path, "recursive",
+							    recursive)));
+	return api_send_json(req, 200, ok_with_path(path));
+}
+
+static int
+api_mkdir(struct api_req *req, const char *id, const json_t *root)
+{
+	return path_op(req, id, root, SBX_FILE_MKDIR);
 }
 
 static int
 api_delete(struct api_req *req, const char *id, const json_t *root)
 {
-	struct op o = { .req = req, .id = id };
-	char path[SBX_FILE_PATH_MAX];
-	struct sbx_file_req fr = { .op = SBX_FILE_DELETE, .path = path, .fd = -1 };
-	bool recursive;
-	int status;
-
-	if ((status = path_field(req, root, "path", path)) ||
-	    (status = flag_field(req, root, "recursive", &recursive)))
-		return status;
-	fr.flags = recursive ? SBX_FILE_RECURSIVE : 0;
-	if ((status = simple_op(&o, &fr)))
-		return status;
-	if (o.res.err)
-		return file_error(req, o.res.err, path);
-	return api_send_json(req, 200, ok_with_path(path));
+	return path_op(req, id, root, SBX_FILE_DELETE);
 }
 
 static int
@@ -853,19 +862,18 @@ type_name(uint32_t type)
 }
 
 struct entry {
-	const struct sbx_file_info *info;
-	const char *name; /* not NUL-terminated: info->namelen bytes */
+	struct sbx_file_info info; /* copied: records sit at any offset */
+	const char *name;	   /* not NUL-terminated: info.namelen bytes */
 };
 
 static int
 by_name(const void *a, const void *b)
 {
 	const struct entry *x = a, *y = b;
-	size_t n = x->info->namelen < y->info->namelen ? x->info->namelen : y->info->namelen;
+	size_t n = x->info.namelen < y->info.namelen ? x->info.namelen : y->info.namelen;
 	int c = memcmp(x->name, y->name, n);
 
-	return c ? c
-		 : (x->info->namelen > y->info->namelen) - (x->info->namelen < y->info->namelen);
+	return c ? c : (x->info.namelen > y->info.namelen) - (x->info.namelen < y->info.namelen);
 }
 
 static int
@@ -898,7 +906,7 @@ api_list(struct api_req *req, const char *id, const json_t *root)
 		fr.flags |= SBX_FILE_HIDDEN;
 	if ((status = op_start(&o, &fr)))
 		return status;
-	e = read_all(o.data, LIST_BYTES_MAX, &buf, &len);
+	e = read_all(&o, LIST_BYTES_MAX, &buf, &len);
 	if ((status = op_finish(&o))) {
 		free(buf);
 		return status;
@@ -909,12 +917,14 @@ api_list(struct api_req *req, const char *id, const json_t *root)
 	}
 	/* The records, checked: each name within what was sent, without a NUL. */
 	for (size_t off = 0; off < len;) {
-		const struct sbx_file_info *info = (const void *)(buf + off);
+		struct sbx_file_info info;
 
-		if (len - off < sizeof(*info) || info->namelen == 0 ||
-		    info->namelen >= SBX_FILE_PATH_MAX ||
-		    len - off - sizeof(*info) < info->namelen ||
-		    memchr(buf + off + sizeof(*info), '\0', info->namelen))
+		if (len - off < sizeof(info))
+			break;
+		memcpy(&info, buf + off, sizeof(info));
+		if (info.namelen == 0 || info.namelen >= SBX_FILE_PATH_MAX ||
+		    len - off - sizeof(info) < info.namelen ||
+		    memchr(buf + off + sizeof(info), '\0', info.namelen))
 			break;
 		if (n == cap) {
 			struct entry *more =
@@ -924,13 +934,13 @@ api_list(struct api_req *req, const char *id, const json_t *root)
 				break;
 			ents = more;
 		}
-		ents[n++] = (struct entry){ info, buf + off + sizeof(*info) };
-		off += sizeof(*info) + info->namelen;
+		ents[n++] = (struct entry){ info, buf + off + sizeof(info) };
+		off += sizeof(info) + info.namelen;
 	}
 	qsort(ents, n, sizeof(*ents), by_name);
 	files = json_array();
 	for (size_t i = 0; i < n; i++) {
-		const struct sbx_file_info *info = ents[i].info;
+		const struct sbx_file_info *info = &ents[i].info;
 		const char *rel = ents[i].name, *base = rel;
 		char mode[10], when[32], *abs = NULL;
 		int rlen = (int)info->namelen;
@@ -970,7 +980,7 @@ raw_get(struct api_req *req, const char *id, const char *path)
 	static char chunk[1 << 16];
 	struct op o = { .req = req, .id = id };
 	struct sbx_file_meta meta;
-	char headers[64] = "";
+	char headers[128] = "";
 	bool text;
 	ssize_t n;
 	int status;
@@ -978,11 +988,14 @@ raw_get(struct api_req *req, const char *id, const char *path)
 	if ((status = read_start(&o, path, UINT64_MAX, &meta)))
 		return status;
 	/* The type by name; without one, by the first bytes. */
-	n = read_full(o.data, chunk, sizeof(chunk));
+	n = read_full(&o, chunk, sizeof(chunk));
 	text = n >= 0 && is_text((unsigned char *)chunk, (size_t)n, (size_t)n == sizeof(chunk));
+	/* What the sandbox wrote is not the API's page: shown in a browser, an
+	 * HTML or SVG file runs no script and reaches nothing of this origin. */
+	snprintf(headers, sizeof(headers), "Content-Security-Policy: sandbox\r\n");
 	if (meta.info.size > 0)
-		snprintf(headers, sizeof(headers), "Content-Length: %llu\r\n",
-			 (unsigned long long)meta.info.size);
+		snprintf(headers + strlen(headers), sizeof(headers) - strlen(headers),
+			 "Content-Length: %llu\r\n", (unsigned long long)meta.info.size);
 	if (api_raw_begin(req, 200, mime_of(path, text), headers) < 0) {
 		op_abandon(&o);
 		return 200;
@@ -992,7 +1005,7 @@ raw_get(struct api_req *req, const char *id, const char *path)
 			op_abandon(&o);
 			return 200;
 		}
-		n = read_full(o.data, chunk, sizeof(chunk));
+		n = read_full(&o, chunk, sizeof(chunk));
 	}
 	/* A failure now cannot change the status: the length falls short, and
 	 * nginx ends the response as broken. */
@@ -1012,16 +1025,6 @@ raw_put(struct api_req *req, const char *id, const char *path)
 	return api_send_json(req, 200,
 			     sandboxes_ok(json_pack("{s:s, s:I}", "path", path, "size",
 						    (json_int_t)req->body_len)));
-}
-
-static int
-only(struct api_req *req, const char *methods)
-{
-	char allow[48];
-
-	snprintf(allow, sizeof(allow), "Allow: %s\r\n", methods);
-	return api_send_raw_error(req, 405, allow, "METHOD_NOT_ALLOWED", NULL,
-				  "this route does not accept that method");
 }
 
 static const struct {
@@ -1054,7 +1057,7 @@ files_route(struct api_req *req, const char *id, const char *rest)
 			return raw_get(req, id, path);
 		if (strcmp(req->method, "PUT") == 0)
 			return raw_put(req, id, path);
-		return only(req, "GET, PUT");
+		return sandboxes_only(req, "GET, PUT");
 	}
 	for (size_t i = 0; i < sizeof(json_routes) / sizeof(json_routes[0]); i++) {
 		json_t *root;
@@ -1063,7 +1066,7 @@ files_route(struct api_req *req, const char *id, const char *rest)
 		if (strcmp(rest, json_routes[i].path) != 0)
 			continue;
 		if (strcmp(req->method, "POST") != 0)
-			return only(req, "POST");
+			return sandboxes_only(req, "POST");
 		root = api_parse_body(req);
 		if (!root)
 			return 400;
@@ -1076,7 +1079,7 @@ files_route(struct api_req *req, const char *id, const char *rest)
 		int status;
 
 		if (strcmp(req->method, "POST") != 0)
-			return only(req, "POST");
+			return sandboxes_only(req, "POST");
 		root = api_parse_body(req);
 		if (!root)
 			return 400;

@@ -110,7 +110,7 @@ socket_path(const struct master *m, char *buf, size_t size, uint32_t slot, uint3
 
 static int mount_workspace(struct master *m, int slot, const char *name, const char *ws,
 			   bool fresh);
-static void unmount_workspace(struct master *m, int slot, const char *ws);
+static int unmount_workspace(struct master *m, int slot, const char *ws);
 
 static uid_t
 user_uid(const struct master *m, uint32_t slot)
@@ -300,18 +300,21 @@ mount_workspace(struct master *m, int slot, const char *name, const char *ws, bo
 	return 0;
 }
 
-static void
+static int
 unmount_workspace(struct master *m, int slot, const char *ws)
 {
 	struct run *run = &m->runs[slot];
 	int r;
 
-	if (!run->mounted)
-		return;
+	/* Also when we do not know of a mount: a child that made a spare's disk
+	 * may have mounted it before it died.  Nothing mounted is no error. */
 	r = disk_unmount(ws);
-	if (r < 0)
+	if (r < 0) {
 		log_warn("workspace %s: unmount: %s", ws, strerror(-r));
+		return r;
+	}
 	run->mounted = false;
+	return 0;
 }
 
 /* Makes the directory of a fresh workspace for name (an ID, or
@@ -355,10 +358,14 @@ static void
 drop_workspace(struct master *m, int slot, const char *ws)
 {
 	char img[PATH_MAX];
+	bool ours = m->runs[slot].mounted || strncmp(strrchr(ws, '/') + 1, ".spare-", 7) == 0;
 
 	unmount_workspace(m, slot, ws);
+	/* Only an image made here: one that a failed creation found under the
+	 * name is an old sandbox's, for the operator. */
 	disk_path(m, img, sizeof(img), strrchr(ws, '/') + 1);
-	unlink(img);
+	if (ours)
+		unlink(img);
 	/* rmdir only: a non-empty one stays for the operator, and is set aside
 	 * when its name is used again. */
 	rmdir(ws);
@@ -648,17 +655,26 @@ start_wipe(struct master *m, int slot)
 
 	path_of(m, ws, sizeof(ws), "workspaces", run->id);
 	disk_path(m, img, sizeof(img), run->id);
-	if (access(img, F_OK) == 0) {
-		unmount_workspace(m, slot, ws);
-		/* The mount point is an empty directory of ours: rmdir, never a walk. */
-		if (unlink(img) < 0 || (rmdir(ws) < 0 && errno != ENOENT)) {
-			log_error("sandbox %s: deleting its disk: %s; retried later", run->id,
-				  strerror(errno));
-			return;
-		}
+	/* The disk: unmounted, unlinked; its mount point is an empty directory
+	 * of ours, removed with rmdir, never a walk.  A step that fails is tried
+	 * again later, from where it stopped. */
+	if (unmount_workspace(m, slot, ws) < 0)
+		return;
+	if (unlink(img) < 0 && errno != ENOENT) {
+		log_error("sandbox %s: deleting its disk: %s; retried later", run->id,
+			  strerror(errno));
+		return;
+	}
+	if (rmdir(ws) == 0 || errno == ENOENT) {
 		forget_sandbox(m, slot);
 		return;
 	}
+	if (errno != ENOTEMPTY && errno != EEXIST) {
+		log_error("sandbox %s: removing %s: %s; retried later", run->id, ws,
+			  strerror(errno));
+		return;
+	}
+	/* Not empty: a workspace without a disk, from an older sandboxd. */
 	spec.workspace_dir = ws;
 	null = open("/dev/null", O_WRONLY | O_CLOEXEC);
 	if (null < 0)

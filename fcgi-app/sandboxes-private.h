@@ -58,6 +58,13 @@ int sandboxes_cwd(struct api_req *req, const json_t *v, const char *what, char *
  * negative errno. */
 int sandboxes_env_apply(struct api_req *req, const char *id, json_t *vars);
 
+/* A sealed memfd holding len bytes of data, at offset 0: a writer that
+ * cannot stall or die.  The fd (close-on-exec), or a negative errno. */
+int sandboxes_memfd(const char *name, const void *data, size_t len);
+
+/* Sends the 405 of a route that takes only methods ("GET, PUT"). */
+int sandboxes_only(struct api_req *req, const char *methods);
+
 /* Routes under /v1/sandboxes/{id}: rest is what follows the ID.  Each
  * returns the HTTP status sent, or 0 when rest is not one of its routes. */
 int sessions_route(struct api_req *req, const char *id, const char *rest);

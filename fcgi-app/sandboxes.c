@@ -527,17 +527,16 @@ free_exec_args(struct exec_args *a)
 	envlist_free(&a->overlay);
 }
 
-/* stdin as a sealed memfd: any size, no writer to keep alive. */
-static int
-stdin_fd(const struct exec_args *a)
+int
+sandboxes_memfd(const char *name, const void *data, size_t len)
 {
 	size_t off = 0;
-	int fd = memfd_create("stdin", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING), e;
 
 	if (fd < 0)
 		return -errno;
-	while (off < a->stdin_len) {
-		ssize_t n = write(fd, a->stdin_data + off, a->stdin_len - off);
+	while (off < len) {
+		ssize_t n = write(fd, (const char *)data + off, len - off);
 
 		if (n <= 0) {
 			close(fd);
@@ -547,10 +546,21 @@ stdin_fd(const struct exec_args *a)
 	}
 	if (lseek(fd, 0, SEEK_SET) < 0 ||
 	    fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) < 0) {
+		e = -errno;
 		close(fd);
-		return -errno;
+		return e;
 	}
 	return fd;
+}
+
+int
+sandboxes_only(struct api_req *req, const char *methods)
+{
+	char allow[48];
+
+	snprintf(allow, sizeof(allow), "Allow: %s\r\n", methods);
+	return api_send_raw_error(req, 405, allow, "METHOD_NOT_ALLOWED", NULL,
+				  "this route does not accept that method");
 }
 
 struct agent_wait {
@@ -578,9 +588,11 @@ static int
 connect_running(struct api_req *req, const char *id)
 {
 	uint64_t now = api_wall_ms();
-	char sock[PATH_MAX];
-	int idx, conn = -1;
+	char sock[PATH_MAX] = "";
+	int idx, conn;
 
+	/* The names under the lock; the connect, which talks to the sandbox's
+	 * agent, outside it. */
 	if (sbx_table_lock(req->table) < 0)
 		return -1;
 	idx = sbx_table_find(req->table, id, strlen(id));
@@ -589,15 +601,23 @@ connect_running(struct api_req *req, const char *id)
 		uint64_t idle = now > s->last_active_ms ? now - s->last_active_ms : 0;
 
 		if (s->state == SBX_SLOT_RUNNING && s->agent_pid &&
-		    (s->keep_alive || idle + FAST_MARGIN_MS < (uint64_t)s->sleep_after_s * 1000)) {
+		    (s->keep_alive || idle + FAST_MARGIN_MS < (uint64_t)s->sleep_after_s * 1000))
 			snprintf(sock, sizeof(sock), "%s/agents/%u-%u.sock", req->conf->state_dir,
 				 s->uid_slot, s->generation);
-			conn = sbx_exec_connect(sock);
-			if (conn >= 0)
-				s->last_active_ms = now;
-		}
 	}
 	sbx_table_unlock(req->table);
+	if (!sock[0])
+		return -1;
+	conn = sbx_exec_connect(sock);
+	if (conn < 0)
+		return -1;
+	/* Active from now: the margin above covers the moment in between. */
+	if (sbx_table_lock(req->table) == 0) {
+		idx = sbx_table_find(req->table, id, strlen(id));
+		if (idx >= 0)
+			sbx_table_slot(req->table, idx)->last_active_ms = api_wall_ms();
+		sbx_table_unlock(req->table);
+	}
 	return conn;
 }
 
@@ -657,7 +677,8 @@ run_on(struct api_req *req, const char *id, struct exec_args *a, struct output *
 	int e;
 
 	if (a->stdin_data) {
-		er.stdin_fd = stdin_fd(a);
+		/* stdin as a sealed memfd: any size, no writer to keep alive. */
+		er.stdin_fd = sandboxes_memfd("stdin", a->stdin_data, a->stdin_len);
 		if (er.stdin_fd < 0) {
 			close(conn);
 			return er.stdin_fd;
@@ -929,21 +950,17 @@ sandboxes_route(struct api_req *req)
 			return get_sandbox(req, id);
 		if (strcmp(req->method, "DELETE") == 0)
 			return delete_sandbox(req, id);
-		return api_send_raw_error(req, 405, "Allow: GET, PUT, DELETE\r\n",
-					  "METHOD_NOT_ALLOWED", NULL,
-					  "this route does not accept that method");
+		return sandboxes_only(req, "GET, PUT, DELETE");
 	}
 	if (strcmp(rest, "/api/execute/stream") == 0) {
 		if (strcmp(req->method, "POST") == 0)
 			return execute_stream(req, id);
-		return api_send_raw_error(req, 405, "Allow: POST\r\n", "METHOD_NOT_ALLOWED", NULL,
-					  "this route does not accept that method");
+		return sandboxes_only(req, "POST");
 	}
 	if (strcmp(rest, "/api/execute") == 0) {
 		if (strcmp(req->method, "POST") == 0)
 			return execute(req, id);
-		return api_send_raw_error(req, 405, "Allow: POST\r\n", "METHOD_NOT_ALLOWED", NULL,
-					  "this route does not accept that method");
+		return sandboxes_only(req, "POST");
 	}
 	status = sessions_route(req, id, rest);
 	if (!status)

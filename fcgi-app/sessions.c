@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <unistd.h>
@@ -155,7 +156,16 @@ ask_sessions(struct api_req *req, const char *id, enum sbx_session_op op, const 
 static json_t *
 session_json(const char *name, const char *cwd)
 {
-	return json_pack("{s:s, s:s}", "id", name, "cwd", cwd[0] ? cwd : "/workspace");
+	size_t len;
+	/* The cwd is the sandbox shell's word: bytes that are not UTF-8 become
+	 * U+FFFD.  The name was checked when it was given. */
+	char *clean = api_utf8_clean(cwd[0] ? cwd : "/workspace",
+				     strlen(cwd[0] ? cwd : "/workspace"), &len);
+	json_t *j =
+		json_pack("{s:s, s:s%}", "id", name, "cwd", clean ? clean : "", clean ? len : 0);
+
+	free(clean);
+	return j;
 }
 
 static int
@@ -302,28 +312,19 @@ session_delete(struct api_req *req, const char *id)
 	return api_send_json(req, 200, body);
 }
 
-static int
-only(struct api_req *req, const char *method)
-{
-	char allow[32];
-
-	snprintf(allow, sizeof(allow), "Allow: %s\r\n", method);
-	return api_send_raw_error(req, 405, allow, "METHOD_NOT_ALLOWED", NULL,
-				  "this route does not accept that method");
-}
-
 int
 sessions_route(struct api_req *req, const char *id, const char *rest)
 {
 	bool post = strcmp(req->method, "POST") == 0;
 
 	if (strcmp(rest, "/env") == 0)
-		return post ? post_env(req, id) : only(req, "POST");
+		return post ? post_env(req, id) : sandboxes_only(req, "POST");
 	if (strcmp(rest, "/api/session/create") == 0)
-		return post ? session_create(req, id) : only(req, "POST");
+		return post ? session_create(req, id) : sandboxes_only(req, "POST");
 	if (strcmp(rest, "/api/session/delete") == 0)
-		return post ? session_delete(req, id) : only(req, "POST");
+		return post ? session_delete(req, id) : sandboxes_only(req, "POST");
 	if (strcmp(rest, "/api/session/list") == 0)
-		return strcmp(req->method, "GET") == 0 ? session_list(req, id) : only(req, "GET");
+		return strcmp(req->method, "GET") == 0 ? session_list(req, id)
+						       : sandboxes_only(req, "GET");
 	return 0;
 }

@@ -22,6 +22,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "sandbox-exec.h"
 #include "sandbox.h"
@@ -176,6 +178,34 @@ struct file_done {
 	struct sbx_file_info info;
 	uint64_t count; /* READ: bytes sent; WRITE: bytes written; LIST: entries sent */
 };
+
+/*
+ * Closes every fd from 3 up but the n in keep (entries below 3, -1 for
+ * none, are ignored), with one close_range() per gap: what contain() keeps
+ * for the agent, and what the agent keeps for a command's init.
+ */
+static inline void
+agent_close_except(int *keep, int n)
+{
+	unsigned lo = 3;
+
+	/* Insertion sort: a handful of entries. */
+	for (int i = 1; i < n; i++)
+		for (int j = i; j > 0 && keep[j - 1] > keep[j]; j--) {
+			int t = keep[j];
+
+			keep[j] = keep[j - 1];
+			keep[j - 1] = t;
+		}
+	for (int i = 0; i < n; i++) {
+		if (keep[i] < (int)lo)
+			continue;
+		if ((unsigned)keep[i] > lo)
+			syscall(SYS_close_range, lo, (unsigned)keep[i] - 1, 0);
+		lo = (unsigned)keep[i] + 1;
+	}
+	syscall(SYS_close_range, lo, ~0u, 0);
+}
 
 /* A code file goes straight into /tmp under a plain name. */
 static inline bool

@@ -230,29 +230,6 @@ loopback_up(void)
 	return r;
 }
 
-/* Closes every fd but the few in keep[] (n <= 8). */
-static void
-close_others(int *keep, int n)
-{
-	int lo = 3;
-
-	/* Insertion sort: a handful of entries. */
-	for (int i = 1; i < n; i++)
-		for (int j = i; j > 0 && keep[j - 1] > keep[j]; j--) {
-			int t = keep[j];
-			keep[j] = keep[j - 1];
-			keep[j - 1] = t;
-		}
-	for (int i = 0; i < n; i++) {
-		if (keep[i] < lo)
-			continue;
-		if (keep[i] > lo)
-			syscall(SYS_close_range, lo, keep[i] - 1, 0);
-		lo = keep[i] + 1;
-	}
-	syscall(SYS_close_range, lo, ~0u, 0);
-}
-
 /*
  * Puts the program socket, the report pipe and the seccomp memfd at the fd
  * numbers sandbox-agent expects (3, 4, 5), open across execve, /dev/null on
@@ -311,7 +288,7 @@ contain(struct child_args *a)
 
 	/* 1. Nothing of the parent's but what we were given (a worker's socket, the
 	 *    FastCGI listener and other sandboxes' pipes stay out). */
-	close_others(keep, 7);
+	agent_close_except(keep, 7);
 
 	/* 2. Join our cgroup before doing anything that costs memory or CPU.  We are
 	 *    still host root (kuid 0), which owns the cgroup files.  The migration

@@ -156,6 +156,10 @@ recv_msg(int sock, int *fds, int *ret_nfds)
 			}
 		}
 	if (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
+		/* Not ours to keep: nobody would close them. */
+		for (int i = 0; i < *ret_nfds; i++)
+			close(fds[i]);
+		*ret_nfds = 0;
 		errno = EBADMSG;
 		return -1;
 	}
@@ -323,31 +327,6 @@ close_all_but(int keep)
 	syscall(SYS_close_range, keep + 1, ~0u, 0);
 }
 
-/* Closes every fd from 3 up but the n in keep (-1 entries ignored), with
- * one close_range() per gap rather than a close() per number. */
-static void
-close_except(int *keep, int n)
-{
-	unsigned lo = 3;
-
-	/* Sorted, so that the gaps are the ranges between them. */
-	for (int i = 1; i < n; i++)
-		for (int j = i; j > 0 && keep[j - 1] > keep[j]; j--) {
-			int t = keep[j];
-
-			keep[j] = keep[j - 1];
-			keep[j - 1] = t;
-		}
-	for (int i = 0; i < n; i++) {
-		if (keep[i] < (int)lo)
-			continue;
-		if ((unsigned)keep[i] > lo)
-			syscall(SYS_close_range, lo, (unsigned)keep[i] - 1, 0);
-		lo = (unsigned)keep[i] + 1;
-	}
-	syscall(SYS_close_range, lo, ~0u, 0);
-}
-
 /* The program's side of the fork: the last containment steps, then execve(). */
 static _Noreturn void
 exec_program(const struct program *p)
@@ -384,12 +363,13 @@ exec_program(const struct program *p)
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 	}
-	if (chdir(p->cwd[0] ? p->cwd : "/workspace") < 0 &&
-	    !(p->cwd_fallback && chdir("/workspace") == 0))
-		fail(SBX_STEP_CWD);
 	step = become_user();
 	if (step != SBX_STEP_NONE)
 		fail(step);
+	/* As the sandbox's user: a directory it may not enter is refused. */
+	if (chdir(p->cwd[0] ? p->cwd : "/workspace") < 0 &&
+	    !(p->cwd_fallback && chdir("/workspace") == 0))
+		fail(SBX_STEP_CWD);
 	execve(p->path ? p->path : p->argv[0], (char *const *)p->argv, (char *const *)p->envp);
 	fail(SBX_STEP_EXEC);
 }
@@ -478,6 +458,7 @@ struct cmd {
 	uint64_t start_ns;    /* CLOCK_MONOTONIC at the start */
 	uint64_t deadline_ns; /* 0: none */
 	bool timed_out;
+	bool reaped; /* its init (or child) is reaped: its pid may be another's now */
 };
 
 static struct cmd cmds[MAX_CMDS];
@@ -611,7 +592,7 @@ start_command(struct cmd *c, struct program *p)
 		int keep[5] = { p->stdout_fd, p->stderr_fd, p->stdin_fd, st[1], p->state_fd };
 
 		report_fd = st[1];
-		close_except(keep, 5);
+		agent_close_except(keep, 5);
 		if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
 			fail(SBX_STEP_CREDS);
 		if (command_proc() < 0)
@@ -791,7 +772,7 @@ do_session(struct cmd *c)
 		gen = session_generation(idx);
 		running = session_running(idx);
 		session_delete(idx);
-		if (running >= 0)
+		if (running >= 0 && !cmds[running].reaped)
 			kill(cmds[running].init, SIGKILL);
 		for (int i = 0; i < MAX_CMDS; i++)
 			if (cmds[i].state == CMD_WAITING && cmds[i].session == idx &&
@@ -866,7 +847,7 @@ start_file(struct cmd *c)
 		int keep[2] = { data, st[1] };
 
 		report_fd = st[1];
-		close_except(keep, 2);
+		agent_close_except(keep, 2);
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
@@ -1031,7 +1012,8 @@ serve(void)
 			if (c->state == CMD_RUNNING && c->deadline_ns && !c->timed_out) {
 				if (c->deadline_ns <= now) {
 					c->timed_out = true;
-					kill(c->init, SIGKILL);
+					if (!c->reaped)
+						kill(c->init, SIGKILL);
 				} else if (c->deadline_ns < next) {
 					next = c->deadline_ns;
 				}
@@ -1052,9 +1034,14 @@ serve(void)
 
 			while (read(sigfd, &si, sizeof(si)) == sizeof(si))
 				;
-			/* Reap the inits and children; their report pipes say the rest. */
-			while (waitpid(-1, NULL, WNOHANG | __WALL) > 0)
-				;
+			pid_t pid;
+
+			/* Reap the inits and children; their report pipes say the rest.
+			 * A reaped pid is never signalled again. */
+			while ((pid = waitpid(-1, NULL, WNOHANG | __WALL)) > 0)
+				for (int i = 0; i < MAX_CMDS; i++)
+					if (cmds[i].state == CMD_RUNNING && cmds[i].init == pid)
+						cmds[i].reaped = true;
 		}
 		if (pfd[1].revents) {
 			struct host_msg hm;
@@ -1091,7 +1078,8 @@ serve(void)
 				}
 			} else if (c->state == CMD_RUNNING && (conn_ev & (POLLHUP | POLLERR))) {
 				/* The worker is gone: so is what it started. */
-				kill(c->init, SIGKILL);
+				if (!c->reaped)
+					kill(c->init, SIGKILL);
 			}
 		}
 		if (pfd[2].revents & POLLIN) {

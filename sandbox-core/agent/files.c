@@ -21,11 +21,13 @@
 
 #include "agent.h"
 
-#define LIST_MAX 100000	 /* entries one listing sends */
-#define DEPTH_MAX 128	 /* directories deep, for listing and removal */
-#define COPY_CHUNK 65536 /* bytes per read when writing */
+#define LIST_MAX 100000	    /* entries one listing sends */
+#define LIST_BYTES 16777216 /* and bytes: what the worker takes (files.c there) */
+#define DEPTH_MAX 128	    /* directories deep, for listing and removal */
+#define COPY_CHUNK 65536    /* bytes per read when writing */
 
 static struct file_done done = { .magic = FILE_MAGIC };
+static uint64_t list_bytes; /* sent by this listing */
 
 static _Noreturn void
 finish(int err)
@@ -145,7 +147,14 @@ op_read(const char *path, int out, uint64_t max)
 		sent += (uint64_t)n;
 	}
 	done.count = sent;
-	/* A file that shrank under us cannot fill the length announced. */
+	/* A file that shrank under us cannot fill the length announced; one
+	 * without a length that goes on past max is too large, not cut short. */
+	if (st.st_size == 0 && sent == limit) {
+		char c;
+
+		if (read(fd, &c, 1) == 1)
+			finish(EFBIG);
+	}
 	finish(st.st_size > 0 && sent != (uint64_t)st.st_size ? EIO : 0);
 }
 
@@ -444,7 +453,8 @@ list_dir(int fd, char *prefix, size_t plen, int out, uint32_t flags, int depth)
 			continue; /* too deep to name */
 		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 			continue; /* gone meanwhile */
-		if (done.count == LIST_MAX) {
+		if (done.count == LIST_MAX ||
+		    list_bytes + sizeof(rec.info) + nlen + plen + 1 > LIST_BYTES) {
 			e = EOVERFLOW;
 			break;
 		}
@@ -457,6 +467,7 @@ list_dir(int fd, char *prefix, size_t plen, int out, uint32_t flags, int depth)
 			e = errno;
 			break;
 		}
+		list_bytes += sizeof(rec.info) + len;
 		done.count++;
 		if (S_ISDIR(st.st_mode) && (flags & SBX_FILE_RECURSIVE) && depth < DEPTH_MAX) {
 			int sub = openat(dirfd(d), de->d_name,

@@ -550,13 +550,11 @@ apply_vars(struct session *s, const char *const *vars, uint32_t nvars)
 static void
 apply_pending(struct session *s)
 {
-	static const char *vars[SBX_ARGS_MAX + 1];
 	const char *p = s->pend;
-	uint32_t n = 0;
 
-	for (uint32_t i = 0; i < s->pendc && n < SBX_ARGS_MAX; i++, p += strlen(p) + 1)
-		vars[n++] = p;
-	apply_vars(s, vars, n);
+	/* One at a time, in order: a later change of a name wins. */
+	for (uint32_t i = 0; i < s->pendc; i++, p += strlen(p) + 1)
+		apply_vars(s, &p, 1);
 }
 
 int

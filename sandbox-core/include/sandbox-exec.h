@@ -49,7 +49,8 @@ struct sbx_exec_result {
 			       * while it waited) */
 };
 
-/* Connects to an agent's socket.  Returns the fd (CLOEXEC) or a negative errno. */
+/* Connects to an agent's socket.  Returns the fd (CLOEXEC, blocking) or a
+ * negative errno (-EAGAIN when the agent's backlog is full). */
 int sbx_exec_connect(const char *socket_path);
 
 /*

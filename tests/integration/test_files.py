@@ -9,52 +9,30 @@ What the API did is checked from the other side too: with a command in the
 sandbox, or on the host through the sandbox's workspace directory."""
 import base64
 import concurrent.futures
-import contextlib
 import datetime
 import hashlib
 import json
 import os
-import select
 import sys
-import time
 import urllib.parse
 import uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
+import sandboxes  # noqa: E402
 from context import Context  # noqa: E402
+from sandboxes import (api, assert_error, assert_ok, read_stream, sandbox, sessionless,  # noqa: E402
+                       wait_asleep, workspace_dir)
 
-NO_SESSION = "__DISABLE_SESSION__"
+# The commands of these tests run outside any session unless they name one.
+output = sessionless(sandboxes.output)
 
 
 # ---------------------------------------------------------------------------
-# Helpers (small copies of those of test_sandboxes.py, and a few of this file's).
-
-def _new_id():
-    return "t-" + uuid.uuid4().hex[:12]
-
-
-def _exec(ctx, sid, command, **kw):
-    body = {"command": command, "sessionId": NO_SESSION}
-    body.update(kw)
-    status, res = ctx.json("POST", f"/v1/sandboxes/{sid}/api/execute", body)
-    assert status == 200, (command, status, res)
-    return res
-
-
-def _out(ctx, sid, command, **kw):
-    """stdout of a command that must succeed."""
-    res = _exec(ctx, sid, command, **kw)
-    assert res["exitCode"] == 0, (command, res)
-    return res["stdout"]
-
-
-def _workspace(ctx, sid):
-    return os.path.join(ctx.state_dir, "workspaces", sid)
-
+# Helpers of this file's own (the shared ones are in tests/lib/sandboxes.py).
 
 def _host(ctx, sid, rel):
     """The host path of /workspace/REL."""
-    return os.path.join(_workspace(ctx, sid), rel)
+    return os.path.join(workspace_dir(ctx, sid), rel)
 
 
 def _host_bytes(ctx, sid, rel):
@@ -62,60 +40,11 @@ def _host_bytes(ctx, sid, rel):
         return f.read()
 
 
-def _wait_deleted(ctx, sid):
-    ctx.stack.wait_log(f"sandbox {sid} deleted".encode(), 30)
-
-
-def _delete(ctx, sid):
-    """Deletes sid and waits until its workspace is wiped and it is forgotten."""
-    status, body = ctx.json("DELETE", f"/v1/sandboxes/{sid}")
-    assert status == 200, body
-    _wait_deleted(ctx, sid)
-
-
-@contextlib.contextmanager
-def _sandbox(ctx):
-    """A new sandbox ID, deleted (and waited for) at the end.  When the test
-    fails the deletion is still tried, quietly, so that the failure reported
-    is the test's own."""
-    sid = _new_id()
-    try:
-        yield sid
-    except BaseException:
-        try:
-            status, _ = ctx.json("DELETE", f"/v1/sandboxes/{sid}")
-            if status == 200:
-                _wait_deleted(ctx, sid)
-        except Exception:
-            pass
-        raise
-    _delete(ctx, sid)
-
-
-def _api(ctx, sid, route, body=None, method="POST"):
-    return ctx.json(method, f"/v1/sandboxes/{sid}/api/{route}", body)
-
-
-def _assert_ok(status, body):
-    assert status == 200, f"status {status}: {body}"
-    assert body.get("success") is True, body
-    assert isinstance(body.get("timestamp"), str) and body["timestamp"].endswith("Z"), body
-
-
-def _assert_error(status, body, want_status, want_code):
-    assert status == want_status and body.get("code") == want_code, \
-        f"want {want_status} {want_code}, got {status}: {body}"
-    assert body.get("httpStatus") == want_status, body
-    assert isinstance(body.get("message"), str) and body["message"], body
-    assert isinstance(body.get("context", {}), dict), body
-    assert isinstance(body.get("timestamp"), str) and body["timestamp"].endswith("Z"), body
-
-
 def _write(ctx, sid, path, content, **kw):
     body = {"path": path, "content": content}
     body.update(kw)
-    status, res = _api(ctx, sid, "write", body)
-    _assert_ok(status, res)
+    status, res = api(ctx, sid, "write", body)
+    assert_ok(status, res)
     return res
 
 
@@ -126,61 +55,15 @@ def _write_bytes(ctx, sid, path, data):
 def _read(ctx, sid, path, **kw):
     body = {"path": path}
     body.update(kw)
-    status, res = _api(ctx, sid, "read", body)
-    _assert_ok(status, res)
+    status, res = api(ctx, sid, "read", body)
+    assert_ok(status, res)
     return res
 
 
-def _sse_events(resp):
-    """Yields each event's JSON data from a text/event-stream response, and stops
-    after the terminal event, without waiting for the connection to close."""
-    data = []
-    while True:
-        line = resp.readline()
-        if not line:
-            return
-        line = line.decode().rstrip("\r\n")
-        if line.startswith("data: "):
-            data.append(line[6:])
-        elif line == "" and data:
-            ev = json.loads("\n".join(data))
-            data = []
-            yield ev
-            if ev.get("type") in ("complete", "error"):
-                return
-
-
 def _read_stream(ctx, sid, body):
-    """POST .../api/read/stream -> (status, content type, events or error body)."""
-    conn = ctx.stack.connection()
-    try:
-        conn.request("POST", f"/v1/sandboxes/{sid}/api/read/stream", body=json.dumps(body),
-                     headers={"Content-Type": "application/json"})
-        resp = conn.getresponse()
-        ctype = resp.getheader("Content-Type", "")
-        if resp.status != 200:
-            return resp.status, ctype, json.loads(resp.read())
-        return resp.status, ctype, list(_sse_events(resp))
-    finally:
-        conn.close()
-
-
-def _agent_pid(ctx, sid):
-    """The sandbox's agent: in serve mode, running as the first uid of the range
-    whose uid 1000 owns the sandbox's workspace."""
-    for pid in ctx.stack.sandbox_pids(include_init=True):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                cmd = f.read().split(b"\0")
-        except OSError:
-            continue
-        if cmd[:2] == [b"sandbox-agent", b"serve"]:
-            with open(f"/proc/{pid}/status") as f:
-                st = f.read()
-            uid = int(st.split("Uid:")[1].split()[0])
-            if uid == os.stat(_workspace(ctx, sid)).st_uid - 1000:
-                return pid
-    raise AssertionError(f"no agent found for {sid}")
+    """read_stream, with the body of an error decoded as JSON."""
+    status, ctype, got = read_stream(ctx, sid, body)
+    return status, ctype, (got if status == 200 else json.loads(got))
 
 
 def _mime(headers):
@@ -191,7 +74,7 @@ def _mime(headers):
 # write and read.
 
 def test_write_then_read_text(ctx):
-    with _sandbox(ctx) as sid:
+    with sandbox(ctx) as sid:
         text = "h\u00e9llo, w\u00f6rld \u2603\nsecond line\n"
         res = _write(ctx, sid, "hello.txt", text)
         assert res["path"] == "/workspace/hello.txt", res
@@ -200,31 +83,31 @@ def test_write_then_read_text(ctx):
         assert res["encoding"] == "utf-8" and res["isBinary"] is False, res
         assert res["mimeType"] == "text/plain" and res["size"] == len(text.encode()), res
         # The same bytes as the sandbox and the host see them.
-        assert _out(ctx, sid, "cat hello.txt") == text
+        assert output(ctx, sid, "cat hello.txt") == text
         assert _host_bytes(ctx, sid, "hello.txt") == text.encode()
         # An absolute path inside /workspace is the same file.
         assert _read(ctx, sid, "/workspace/hello.txt")["content"] == text
 
 
 def test_file_call_creates_the_sandbox_lazily(ctx):
-    with _sandbox(ctx) as sid:
+    with sandbox(ctx) as sid:
         status, body = ctx.json("GET", f"/v1/sandboxes/{sid}")
         assert status == 404, body
         _write(ctx, sid, "first.txt", "made by the file API\n")
         status, body = ctx.json("GET", f"/v1/sandboxes/{sid}")
         assert status == 200 and body["state"] == "running", body
-        assert _out(ctx, sid, "cat first.txt") == "made by the file API\n"
+        assert output(ctx, sid, "cat first.txt") == "made by the file API\n"
 
 
 def test_written_files_belong_to_the_sandbox_user(ctx):
-    with _sandbox(ctx) as sid:
+    with sandbox(ctx) as sid:
         _write(ctx, sid, "mine.txt", "x")
         _write(ctx, sid, "/tmp/mine.txt", "x")
-        assert _out(ctx, sid, "stat -c %u:%g mine.txt /tmp/mine.txt") == "1000:1000\n1000:1000\n"
+        assert output(ctx, sid, "stat -c %u:%g mine.txt /tmp/mine.txt") == "1000:1000\n1000:1000\n"
 
 
 def test_write_base64_and_read_binary(ctx):
-    with _sandbox(ctx) as sid:
+    with sandbox(ctx) as sid:
         data = bytes(range(256)) * 4 + b"\0tail\xff"
         res = _write_bytes(ctx, sid, "blob.bin", data)
         assert res["path"] == "/workspace/blob.bin", res
@@ -236,7 +119,7 @@ def test_write_base64_and_read_binary(ctx):
 
 
 def test_read_forced_base64_of_text(ctx):
-    with _sandbox(ctx) as sid:
+    with sandbox(ctx) as sid:
         _write(ctx, sid, "plain.txt", "just text\n")
         res = _read(ctx, sid, "plain.txt", encoding="base64")
         assert res["encoding"] == "base64" and base64.b64decode(res["content"]) == b"just text\n", res
@@ -246,7 +129,7 @@ def test_read_forced_base64_of_text(ctx):
 
 
 def test_read_detects_invalid_utf8_and_nul_as_binary(ctx):
-    with _sandbox(ctx) as sid:
+    with sandbox(ctx) as sid:
         for name, data in (("bad-utf8.txt", b"caf\xe9 latin-1\n"), ("nul.txt", b"text\0with a NUL\n"),
                            ("cut.txt", "\u00e9".encode()[:1])):
             _write_bytes(ctx, sid, name, data)
@@ -258,7 +141,7 @@ def test_read_detects_invalid_utf8_and_nul_as_binary(ctx):
 
 
 def test_read_empty_file(ctx):
-    with _sandbox(ctx) as sid:
+    with sandbox(ctx) as sid:
         res = _write(ctx, sid, "empty.txt", "")
         assert res["path"] == "/workspace/empty.txt", res
         assert _host_bytes(ctx, sid, "empty.txt") == b""
@@ -268,7 +151,7 @@ def test_read_empty_file(ctx):
 
 
 def test_read_mime_types(ctx):
-    with _sandbox(ctx) as sid:
+    with sandbox(ctx) as sid:
         png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR" + bytes(16)
         cases = [("a.txt", "text", "text/plain"), ("a.json", '{"a": 1}', "application/json"),
                  ("a.png", png, "image/png"), ("a.html", "<p>hi</p>", "text/html"),
@@ -288,7 +171,7 @@ def test_read_mime_types(ctx):
 
 
 def test_write_replaces_existing_content(ctx):
-    with _sandbox(ctx) as sid:
+    with sandbox(ctx) as sid:
         _write(ctx, sid, "r.txt", "a long first version of the file\n")
         _write(ctx, sid, "r.txt", "short\n")
         assert _read(ctx, sid, "r.txt")["content"] == "short\n"
@@ -296,20 +179,20 @@ def test_write_replaces_existing_content(ctx):
 
 
 def test_failed_write_leaves_the_old_content(ctx):
-    with _sandbox(ctx) as sid:
+    with sandbox(ctx) as sid:
         _write(ctx, sid, "keep.txt", "old content\n")
         for bad in ("!!!not base64!!!", "YW*j", "caf\u00e9"):
-            status, body = _api(ctx, sid, "write", {"path": "keep.txt", "content": bad, "encoding": "base64"})
-            _assert_error(status, body, 400, "VALIDATION_FAILED")
+            status, body = api(ctx, sid, "write", {"path": "keep.txt", "content": bad, "encoding": "base64"})
+            assert_error(status, body, 400, "VALIDATION_FAILED")
         assert _host_bytes(ctx, sid, "keep.txt") == b"old content\n"
         assert _read(ctx, sid, "keep.txt")["content"] == "old content\n"
         # No temporary file was left beside it.
-        assert sorted(os.listdir(_workspace(ctx, sid))) == ["keep.txt"], os.listdir(_workspace(ctx, sid))
+        assert sorted(os.listdir(workspace_dir(ctx, sid))) == ["keep.txt"], os.listdir(workspace_dir(ctx, sid))
 
 
 def test_write_errors(ctx):
-    with _sandbox(ctx) as sid:
-        _out(ctx, sid, "mkdir adir; echo f > afile")
+    with sandbox(ctx) as sid:
+        output(ctx, sid, "mkdir adir; echo f > afile")
         cases = [
             ({"path": "nodir/x.txt", "content": "x"}, 404, "FILE_NOT_FOUND"),
             ({"path": "adir", "content": "x"}, 400, "IS_DIRECTORY"),
@@ -331,23 +214,23 @@ def test_write_errors(ctx):
         ]
         wrong = []
         for body, want_status, want_code in cases:
-            status, res = _api(ctx, sid, "write", body)
+            status, res = api(ctx, sid, "write", body)
             try:
-                _assert_error(status, res, want_status, want_code)
+                assert_error(status, res, want_status, want_code)
             except AssertionError as e:
                 wrong.append(f"write {body}: {e}")
         # None of them changed anything.
-        assert _out(ctx, sid, "cat afile; ls -A | sort; cat /etc/hostname") == f"f\nadir\nafile\n{sid}\n"
-        assert _out(ctx, sid, "[ -e /usr/x.txt ] || [ -e /etc/x.txt ] || echo none") == "none\n"
+        assert output(ctx, sid, "cat afile; ls -A | sort; cat /etc/hostname") == f"f\nadir\nafile\n{sid}\n"
+        assert output(ctx, sid, "[ -e /usr/x.txt ] || [ -e /etc/x.txt ] || echo none") == "none\n"
         assert not wrong, "\n".join(wrong)
 
 
 def test_absolute_paths_are_inside_the_sandbox(ctx):
-    with _sandbox(ctx) as sid:
+    with sandbox(ctx) as sid:
         name = f"abs-{uuid.uuid4().hex[:8]}.txt"
         res = _write(ctx, sid, f"/tmp/{name}", "in the sandbox's /tmp\n")
         assert res["path"] == f"/tmp/{name}", res
-        assert _out(ctx, sid, f"cat /tmp/{name}") == "in the sandbox's /tmp\n"
+        assert output(ctx, sid, f"cat /tmp/{name}") == "in the sandbox's /tmp\n"
         assert not os.path.exists(f"/tmp/{name}"), "the write reached the host's /tmp"
         # /etc is the sandbox's own: its hostname is the sandbox ID.
         res = _read(ctx, sid, "/etc/hostname")
@@ -356,8 +239,8 @@ def test_absolute_paths_are_inside_the_sandbox(ctx):
 
 
 def test_read_errors(ctx):
-    with _sandbox(ctx) as sid:
-        _out(ctx, sid, "mkdir adir; echo f > afile; truncate -s 33M big.bin")
+    with sandbox(ctx) as sid:
+        output(ctx, sid, "mkdir adir; echo f > afile; truncate -s 33M big.bin")
         cases = [
             ({"path": "missing.txt"}, 404, "FILE_NOT_FOUND"),
             ({"path": "adir/missing.txt"}, 404, "FILE_NOT_FOUND"),
@@ -372,9 +255,9 @@ def test_read_errors(ctx):
         ]
         wrong = []
         for body, want_status, want_code in cases:
-            status, res = _api(ctx, sid, "read", body)
+            status, res = api(ctx, sid, "read", body)
             try:
-                _assert_error(status, res, want_status, want_code)
+                assert_error(status, res, want_status, want_code)
             except AssertionError as e:
                 wrong.append(f"read {body}: {e}")
         assert not wrong, "\n".join(wrong)
@@ -384,9 +267,9 @@ def test_read_errors(ctx):
 # read/stream.
 
 def test_read_stream_text(ctx):
-    with _sandbox(ctx) as sid:
+    with sandbox(ctx) as sid:
         # 300 KB of two-byte characters: several chunks, none may cut a character.
-        _out(ctx, sid, "python3 -c \"import sys; sys.stdout.write('\\u00e9' * 150000 + 'end\\n')\" > big.txt")
+        output(ctx, sid, "python3 -c \"import sys; sys.stdout.write('\\u00e9' * 150000 + 'end\\n')\" > big.txt")
         want = _host_bytes(ctx, sid, "big.txt")
         assert len(want) == 300004
         status, ctype, events = _read_stream(ctx, sid, {"path": "big.txt"})
@@ -400,8 +283,8 @@ def test_read_stream_text(ctx):
 
 
 def test_read_stream_binary(ctx):
-    with _sandbox(ctx) as sid:
-        _out(ctx, sid, "head -c 200000 /dev/urandom > r.bin")
+    with sandbox(ctx) as sid:
+        output(ctx, sid, "head -c 200000 /dev/urandom > r.bin")
         want = _host_bytes(ctx, sid, "r.bin")
         status, ctype, events = _read_stream(ctx, sid, {"path": "r.bin"})
         assert status == 200 and ctype.startswith("text/event-stream"), (status, ctype, events)
@@ -415,8 +298,8 @@ def test_read_stream_binary(ctx):
 
 
 def test_read_stream_of_an_empty_file(ctx):
-    with _sandbox(ctx) as sid:
-        _out(ctx, sid, ": > empty.txt")
+    with sandbox(ctx) as sid:
+        output(ctx, sid, ": > empty.txt")
         status, ctype, events = _read_stream(ctx, sid, {"path": "empty.txt"})
         assert status == 200, (status, events)
         assert events[0]["type"] == "metadata" and events[0]["size"] == 0, events
@@ -425,109 +308,109 @@ def test_read_stream_of_an_empty_file(ctx):
 
 
 def test_read_stream_errors_are_plain_json(ctx):
-    with _sandbox(ctx) as sid:
-        _out(ctx, sid, "true")
+    with sandbox(ctx) as sid:
+        output(ctx, sid, "true")
         status, ctype, body = _read_stream(ctx, sid, {"path": "missing.txt"})
         assert ctype.startswith("application/json"), ctype
-        _assert_error(status, body, 404, "FILE_NOT_FOUND")
+        assert_error(status, body, 404, "FILE_NOT_FOUND")
         status, ctype, body = _read_stream(ctx, sid, {})
-        _assert_error(status, body, 400, "VALIDATION_FAILED")
+        assert_error(status, body, 400, "VALIDATION_FAILED")
 
 
 # ---------------------------------------------------------------------------
 # mkdir, delete, rename, move, exists.
 
 def test_mkdir(ctx):
-    with _sandbox(ctx) as sid:
-        status, res = _api(ctx, sid, "mkdir", {"path": "d1"})
-        _assert_ok(status, res)
+    with sandbox(ctx) as sid:
+        status, res = api(ctx, sid, "mkdir", {"path": "d1"})
+        assert_ok(status, res)
         assert res["path"] == "/workspace/d1" and res["recursive"] is False, res
         assert os.path.isdir(_host(ctx, sid, "d1"))
-        assert _out(ctx, sid, "stat -c %u:%F d1") == "1000:directory\n"
-        status, res = _api(ctx, sid, "mkdir", {"path": "d1"})
-        _assert_error(status, res, 409, "FILE_EXISTS")
+        assert output(ctx, sid, "stat -c %u:%F d1") == "1000:directory\n"
+        status, res = api(ctx, sid, "mkdir", {"path": "d1"})
+        assert_error(status, res, 409, "FILE_EXISTS")
         _write(ctx, sid, "f.txt", "x")
-        status, res = _api(ctx, sid, "mkdir", {"path": "f.txt"})
-        _assert_error(status, res, 409, "FILE_EXISTS")
-        status, res = _api(ctx, sid, "mkdir", {"path": "a/b/c"})
-        _assert_error(status, res, 404, "FILE_NOT_FOUND")
+        status, res = api(ctx, sid, "mkdir", {"path": "f.txt"})
+        assert_error(status, res, 409, "FILE_EXISTS")
+        status, res = api(ctx, sid, "mkdir", {"path": "a/b/c"})
+        assert_error(status, res, 404, "FILE_NOT_FOUND")
         assert not os.path.exists(_host(ctx, sid, "a"))
         for bad in ({}, {"path": ""}, {"path": 3}):
-            status, res = _api(ctx, sid, "mkdir", bad)
-            _assert_error(status, res, 400, "VALIDATION_FAILED")
-        status, res = _api(ctx, sid, "mkdir", {"path": "/usr/newdir"})
-        _assert_error(status, res, 403, "PERMISSION_DENIED")
+            status, res = api(ctx, sid, "mkdir", bad)
+            assert_error(status, res, 400, "VALIDATION_FAILED")
+        status, res = api(ctx, sid, "mkdir", {"path": "/usr/newdir"})
+        assert_error(status, res, 403, "PERMISSION_DENIED")
 
 
 def test_mkdir_recursive(ctx):
-    with _sandbox(ctx) as sid:
-        status, res = _api(ctx, sid, "mkdir", {"path": "a/b/c", "recursive": True})
-        _assert_ok(status, res)
+    with sandbox(ctx) as sid:
+        status, res = api(ctx, sid, "mkdir", {"path": "a/b/c", "recursive": True})
+        assert_ok(status, res)
         assert res["path"] == "/workspace/a/b/c" and res["recursive"] is True, res
         assert os.path.isdir(_host(ctx, sid, "a/b/c"))
-        assert _out(ctx, sid, "stat -c %u a a/b a/b/c") == "1000\n1000\n1000\n"
+        assert output(ctx, sid, "stat -c %u a a/b a/b/c") == "1000\n1000\n1000\n"
         # Like mkdir -p: an existing directory is fine.
-        status, res = _api(ctx, sid, "mkdir", {"path": "a/b", "recursive": True})
-        _assert_ok(status, res)
-        status, res = _api(ctx, sid, "mkdir", {"path": "/tmp/x/y", "recursive": True})
-        _assert_ok(status, res)
-        assert _out(ctx, sid, "[ -d /tmp/x/y ] && echo dir") == "dir\n"
+        status, res = api(ctx, sid, "mkdir", {"path": "a/b", "recursive": True})
+        assert_ok(status, res)
+        status, res = api(ctx, sid, "mkdir", {"path": "/tmp/x/y", "recursive": True})
+        assert_ok(status, res)
+        assert output(ctx, sid, "[ -d /tmp/x/y ] && echo dir") == "dir\n"
 
 
 def test_delete_file(ctx):
-    with _sandbox(ctx) as sid:
+    with sandbox(ctx) as sid:
         _write(ctx, sid, "f.txt", "x")
-        status, res = _api(ctx, sid, "delete", {"path": "f.txt"})
-        _assert_ok(status, res)
+        status, res = api(ctx, sid, "delete", {"path": "f.txt"})
+        assert_ok(status, res)
         assert res["path"] == "/workspace/f.txt", res
         assert not os.path.lexists(_host(ctx, sid, "f.txt"))
-        status, res = _api(ctx, sid, "delete", {"path": "f.txt"})
-        _assert_error(status, res, 404, "FILE_NOT_FOUND")
+        status, res = api(ctx, sid, "delete", {"path": "f.txt"})
+        assert_error(status, res, 404, "FILE_NOT_FOUND")
         for bad in ({}, {"path": ""}, {"path": None}):
-            status, res = _api(ctx, sid, "delete", bad)
-            _assert_error(status, res, 400, "VALIDATION_FAILED")
-        status, res = _api(ctx, sid, "delete", {"path": "/usr/bin/python3"})
-        _assert_error(status, res, 403, "PERMISSION_DENIED")
-        assert _out(ctx, sid, "[ -x /usr/bin/python3 ] && echo there") == "there\n"
+            status, res = api(ctx, sid, "delete", bad)
+            assert_error(status, res, 400, "VALIDATION_FAILED")
+        status, res = api(ctx, sid, "delete", {"path": "/usr/bin/python3"})
+        assert_error(status, res, 403, "PERMISSION_DENIED")
+        assert output(ctx, sid, "[ -x /usr/bin/python3 ] && echo there") == "there\n"
 
 
 def test_delete_directory_needs_recursive(ctx):
-    with _sandbox(ctx) as sid:
-        _out(ctx, sid, "mkdir -p d/x/y && echo 1 > d/x/y/f && echo 2 > d/.hidden && mkdir empty")
-        status, res = _api(ctx, sid, "delete", {"path": "d"})
-        _assert_error(status, res, 400, "IS_DIRECTORY")
-        status, res = _api(ctx, sid, "delete", {"path": "d", "recursive": False})
-        _assert_error(status, res, 400, "IS_DIRECTORY")
+    with sandbox(ctx) as sid:
+        output(ctx, sid, "mkdir -p d/x/y && echo 1 > d/x/y/f && echo 2 > d/.hidden && mkdir empty")
+        status, res = api(ctx, sid, "delete", {"path": "d"})
+        assert_error(status, res, 400, "IS_DIRECTORY")
+        status, res = api(ctx, sid, "delete", {"path": "d", "recursive": False})
+        assert_error(status, res, 400, "IS_DIRECTORY")
         assert os.path.isfile(_host(ctx, sid, "d/x/y/f"))
-        status, res = _api(ctx, sid, "delete", {"path": "d", "recursive": True})
-        _assert_ok(status, res)
+        status, res = api(ctx, sid, "delete", {"path": "d", "recursive": True})
+        assert_ok(status, res)
         assert res["path"] == "/workspace/d", res
         assert not os.path.lexists(_host(ctx, sid, "d"))
-        status, res = _api(ctx, sid, "delete", {"path": "empty", "recursive": True})
-        _assert_ok(status, res)
-        assert sorted(os.listdir(_workspace(ctx, sid))) == []
+        status, res = api(ctx, sid, "delete", {"path": "empty", "recursive": True})
+        assert_ok(status, res)
+        assert sorted(os.listdir(workspace_dir(ctx, sid))) == []
 
 
 def test_delete_never_takes_a_filesystem_root(ctx):
     """However the path is spelled, /workspace, /tmp and / stay, with what is
     in them."""
-    with _sandbox(ctx) as sid:
-        assert _out(ctx, sid, "mkdir -p sub && echo x > sub/f && echo y > /tmp/t") == ""
+    with sandbox(ctx) as sid:
+        assert output(ctx, sid, "mkdir -p sub && echo x > sub/f && echo y > /tmp/t") == ""
         for path in (".", "sub/..", "/workspace//", "/workspace/.", "/tmp/", "/tmp/../", "/"):
-            status, body = _api(ctx, sid, "delete", {"path": path, "recursive": True})
-            _assert_error(status, body, 400, "VALIDATION_FAILED")
-        assert _out(ctx, sid, "cat sub/f /tmp/t") == "x\ny\n"
+            status, body = api(ctx, sid, "delete", {"path": path, "recursive": True})
+            assert_error(status, body, 400, "VALIDATION_FAILED")
+        assert output(ctx, sid, "cat sub/f /tmp/t") == "x\ny\n"
 
 
 def test_delete_symlink_keeps_its_target(ctx):
-    with _sandbox(ctx) as sid:
-        _out(ctx, sid, "mkdir keepdir && echo keep > keepdir/k.txt && echo t > target.txt && "
-                       "ln -s target.txt flink && ln -s keepdir dlink && ln -s /workspace/keepdir adlink")
-        status, res = _api(ctx, sid, "delete", {"path": "flink"})
-        _assert_ok(status, res)
+    with sandbox(ctx) as sid:
+        output(ctx, sid, "mkdir keepdir && echo keep > keepdir/k.txt && echo t > target.txt && "
+                         "ln -s target.txt flink && ln -s keepdir dlink && ln -s /workspace/keepdir adlink")
+        status, res = api(ctx, sid, "delete", {"path": "flink"})
+        assert_ok(status, res)
         for link in ("dlink", "adlink"):
-            status, res = _api(ctx, sid, "delete", {"path": link, "recursive": True})
-            _assert_ok(status, res)
+            status, res = api(ctx, sid, "delete", {"path": link, "recursive": True})
+            assert_ok(status, res)
         for link in ("flink", "dlink", "adlink"):
             assert not os.path.lexists(_host(ctx, sid, link)), link
         assert _host_bytes(ctx, sid, "target.txt") == b"t\n"
@@ -535,31 +418,31 @@ def test_delete_symlink_keeps_its_target(ctx):
 
 
 def test_rename(ctx):
-    with _sandbox(ctx) as sid:
+    with sandbox(ctx) as sid:
         _write(ctx, sid, "a.txt", "A\n")
-        status, res = _api(ctx, sid, "rename", {"oldPath": "a.txt", "newPath": "b.txt"})
-        _assert_ok(status, res)
+        status, res = api(ctx, sid, "rename", {"oldPath": "a.txt", "newPath": "b.txt"})
+        assert_ok(status, res)
         assert res["path"] == "/workspace/a.txt" and res["newPath"] == "/workspace/b.txt", res
         assert not os.path.lexists(_host(ctx, sid, "a.txt"))
         assert _host_bytes(ctx, sid, "b.txt") == b"A\n"
-        _out(ctx, sid, "mkdir -p dir1/sub && echo in > dir1/sub/f")
-        status, res = _api(ctx, sid, "rename", {"oldPath": "dir1", "newPath": "/workspace/dir2"})
-        _assert_ok(status, res)
+        output(ctx, sid, "mkdir -p dir1/sub && echo in > dir1/sub/f")
+        status, res = api(ctx, sid, "rename", {"oldPath": "dir1", "newPath": "/workspace/dir2"})
+        assert_ok(status, res)
         assert res["newPath"] == "/workspace/dir2", res
-        assert _out(ctx, sid, "cat dir2/sub/f; [ -e dir1 ] || echo dir1-gone") == "in\ndir1-gone\n"
+        assert output(ctx, sid, "cat dir2/sub/f; [ -e dir1 ] || echo dir1-gone") == "in\ndir1-gone\n"
 
 
 def test_move(ctx):
-    with _sandbox(ctx) as sid:
+    with sandbox(ctx) as sid:
         _write(ctx, sid, "m.txt", "M\n")
-        _out(ctx, sid, "mkdir dest && mkdir -p tree/a && echo deep > tree/a/f")
-        status, res = _api(ctx, sid, "move", {"sourcePath": "m.txt", "destinationPath": "dest/moved.txt"})
-        _assert_ok(status, res)
+        output(ctx, sid, "mkdir dest && mkdir -p tree/a && echo deep > tree/a/f")
+        status, res = api(ctx, sid, "move", {"sourcePath": "m.txt", "destinationPath": "dest/moved.txt"})
+        assert_ok(status, res)
         assert res["path"] == "/workspace/m.txt" and res["newPath"] == "/workspace/dest/moved.txt", res
         assert _host_bytes(ctx, sid, "dest/moved.txt") == b"M\n"
         assert not os.path.lexists(_host(ctx, sid, "m.txt"))
-        status, res = _api(ctx, sid, "move", {"sourcePath": "tree", "destinationPath": "dest/tree"})
-        _assert_ok(status, res)
+        status, res = api(ctx, sid, "move", {"sourcePath": "tree", "destinationPath": "dest/tree"})
+        assert_ok(status, res)
         assert _host_bytes(ctx, sid, "dest/tree/a/f") == b"deep\n"
         assert not os.path.lexists(_host(ctx, sid, "tree"))
 
@@ -567,54 +450,54 @@ def test_move(ctx):
 def test_move_across_filesystems(ctx):
     """/workspace and /tmp are different filesystems in the sandbox: a move
     between them is a copy and a delete, not a rename(2) that fails with EXDEV."""
-    with _sandbox(ctx) as sid:
+    with sandbox(ctx) as sid:
         _write(ctx, sid, "x.txt", "crossing\n")
-        status, res = _api(ctx, sid, "move", {"sourcePath": "x.txt", "destinationPath": "/tmp/x.txt"})
-        _assert_ok(status, res)
+        status, res = api(ctx, sid, "move", {"sourcePath": "x.txt", "destinationPath": "/tmp/x.txt"})
+        assert_ok(status, res)
         assert res["newPath"] == "/tmp/x.txt", res
-        assert _out(ctx, sid, "cat /tmp/x.txt; [ -e x.txt ] || echo gone") == "crossing\ngone\n"
-        status, res = _api(ctx, sid, "move", {"sourcePath": "/tmp/x.txt", "destinationPath": "back.txt"})
-        _assert_ok(status, res)
+        assert output(ctx, sid, "cat /tmp/x.txt; [ -e x.txt ] || echo gone") == "crossing\ngone\n"
+        status, res = api(ctx, sid, "move", {"sourcePath": "/tmp/x.txt", "destinationPath": "back.txt"})
+        assert_ok(status, res)
         assert _host_bytes(ctx, sid, "back.txt") == b"crossing\n"
-        assert _out(ctx, sid, "stat -c %u back.txt") == "1000\n"
+        assert output(ctx, sid, "stat -c %u back.txt") == "1000\n"
 
 
 def test_rename_and_move_errors(ctx):
-    with _sandbox(ctx) as sid:
+    with sandbox(ctx) as sid:
         _write(ctx, sid, "here.txt", "x")
-        status, res = _api(ctx, sid, "rename", {"oldPath": "missing.txt", "newPath": "b.txt"})
-        _assert_error(status, res, 404, "FILE_NOT_FOUND")
-        status, res = _api(ctx, sid, "move", {"sourcePath": "missing.txt", "destinationPath": "b.txt"})
-        _assert_error(status, res, 404, "FILE_NOT_FOUND")
+        status, res = api(ctx, sid, "rename", {"oldPath": "missing.txt", "newPath": "b.txt"})
+        assert_error(status, res, 404, "FILE_NOT_FOUND")
+        status, res = api(ctx, sid, "move", {"sourcePath": "missing.txt", "destinationPath": "b.txt"})
+        assert_error(status, res, 404, "FILE_NOT_FOUND")
         for bad in ({}, {"oldPath": "here.txt"}, {"newPath": "b.txt"}, {"oldPath": 1, "newPath": "b.txt"},
                     {"sourcePath": "here.txt", "destinationPath": "b.txt"}):
-            status, res = _api(ctx, sid, "rename", bad)
-            _assert_error(status, res, 400, "VALIDATION_FAILED")
+            status, res = api(ctx, sid, "rename", bad)
+            assert_error(status, res, 400, "VALIDATION_FAILED")
         for bad in ({}, {"sourcePath": "here.txt"}, {"destinationPath": "b.txt"},
                     {"sourcePath": "here.txt", "destinationPath": None},
                     {"oldPath": "here.txt", "newPath": "b.txt"}):
-            status, res = _api(ctx, sid, "move", bad)
-            _assert_error(status, res, 400, "VALIDATION_FAILED")
-        status, res = _api(ctx, sid, "move", {"sourcePath": "here.txt", "destinationPath": "/usr/here.txt"})
-        _assert_error(status, res, 403, "PERMISSION_DENIED")
-        assert sorted(os.listdir(_workspace(ctx, sid))) == ["here.txt"]
+            status, res = api(ctx, sid, "move", bad)
+            assert_error(status, res, 400, "VALIDATION_FAILED")
+        status, res = api(ctx, sid, "move", {"sourcePath": "here.txt", "destinationPath": "/usr/here.txt"})
+        assert_error(status, res, 403, "PERMISSION_DENIED")
+        assert sorted(os.listdir(workspace_dir(ctx, sid))) == ["here.txt"]
 
 
 def test_exists(ctx):
-    with _sandbox(ctx) as sid:
+    with sandbox(ctx) as sid:
         _write(ctx, sid, "e.txt", "x")
-        _out(ctx, sid, "mkdir edir")
+        output(ctx, sid, "mkdir edir")
         for path, want_path, want in (("e.txt", "/workspace/e.txt", True), ("edir", "/workspace/edir", True),
                                       ("/usr/bin/python3", "/usr/bin/python3", True),
                                       ("nope", "/workspace/nope", False),
                                       ("nope/deeper", "/workspace/nope/deeper", False),
                                       ("e.txt/under-a-file", "/workspace/e.txt/under-a-file", False)):
-            status, res = _api(ctx, sid, "exists", {"path": path})
-            _assert_ok(status, res)
+            status, res = api(ctx, sid, "exists", {"path": path})
+            assert_ok(status, res)
             assert res["exists"] is want and res["path"] == want_path, (path, res)
         for bad in ({}, {"path": ""}, {"path": 1}):
-            status, res = _api(ctx, sid, "exists", bad)
-            _assert_error(status, res, 400, "VALIDATION_FAILED")
+            status, res = api(ctx, sid, "exists", bad)
+            assert_error(status, res, 400, "VALIDATION_FAILED")
 
 
 # ---------------------------------------------------------------------------
@@ -630,15 +513,15 @@ def _list(ctx, sid, path, **options):
     body = {"path": path}
     if options:
         body["options"] = options
-    status, res = _api(ctx, sid, "list-files", body)
-    _assert_ok(status, res)
+    status, res = api(ctx, sid, "list-files", body)
+    assert_ok(status, res)
     assert isinstance(res["files"], list) and res["count"] == len(res["files"]), res
     return res
 
 
 def test_list_files_entries(ctx):
-    with _sandbox(ctx) as sid:
-        _out(ctx, sid, _TREE)
+    with sandbox(ctx) as sid:
+        output(ctx, sid, _TREE)
         res = _list(ctx, sid, "tree")
         assert res["path"] == "/workspace/tree", res
         by_name = {f["name"]: f for f in res["files"]}
@@ -666,8 +549,8 @@ def test_list_files_entries(ctx):
 
 
 def test_list_files_hidden_and_recursive(ctx):
-    with _sandbox(ctx) as sid:
-        _out(ctx, sid, _TREE)
+    with sandbox(ctx) as sid:
+        output(ctx, sid, _TREE)
         top = {"a.txt", "script.sh", "ro.txt", "sub", "link", "dirlink", "loop", "fifo"}
         res = _list(ctx, sid, "tree", includeHidden=True)
         assert {f["relativePath"] for f in res["files"]} == top | {".hidden"}, res
@@ -683,22 +566,22 @@ def test_list_files_hidden_and_recursive(ctx):
 
 
 def test_list_files_errors(ctx):
-    with _sandbox(ctx) as sid:
-        _out(ctx, sid, "echo f > afile")
-        status, res = _api(ctx, sid, "list-files", {"path": "afile"})
-        _assert_error(status, res, 400, "NOT_DIRECTORY")
-        status, res = _api(ctx, sid, "list-files", {"path": "nope"})
-        _assert_error(status, res, 404, "FILE_NOT_FOUND")
+    with sandbox(ctx) as sid:
+        output(ctx, sid, "echo f > afile")
+        status, res = api(ctx, sid, "list-files", {"path": "afile"})
+        assert_error(status, res, 400, "NOT_DIRECTORY")
+        status, res = api(ctx, sid, "list-files", {"path": "nope"})
+        assert_error(status, res, 404, "FILE_NOT_FOUND")
         for bad in ({}, {"path": 1}):
-            status, res = _api(ctx, sid, "list-files", bad)
-            _assert_error(status, res, 400, "VALIDATION_FAILED")
+            status, res = api(ctx, sid, "list-files", bad)
+            assert_error(status, res, 400, "VALIDATION_FAILED")
 
 
 def test_option_flags_must_be_booleans(ctx):
     """A field of the wrong type is VALIDATION_FAILED (docs/API.md, error
     codes), the flags included: "yes" or 1 is not silently taken as true or false."""
-    with _sandbox(ctx) as sid:
-        _out(ctx, sid, "mkdir d && echo f > d/f")
+    with sandbox(ctx) as sid:
+        output(ctx, sid, "mkdir d && echo f > d/f")
         wrong = []
         for route, body in (("mkdir", {"path": "x", "recursive": "yes"}),
                             ("mkdir", {"path": "y/z", "recursive": 1}),
@@ -707,22 +590,22 @@ def test_option_flags_must_be_booleans(ctx):
                             ("list-files", {"path": ".", "options": "recursive"}),
                             ("list-files", {"path": ".", "options": {"recursive": "yes"}}),
                             ("list-files", {"path": ".", "options": {"includeHidden": 1}})):
-            status, res = _api(ctx, sid, route, body)
+            status, res = api(ctx, sid, route, body)
             try:
-                _assert_error(status, res, 400, "VALIDATION_FAILED")
+                assert_error(status, res, 400, "VALIDATION_FAILED")
             except AssertionError as e:
                 wrong.append(f"{route} {body}: {e}")
         assert not wrong, "\n".join(wrong)
-        assert sorted(os.listdir(_workspace(ctx, sid))) == ["d"] and os.path.isfile(_host(ctx, sid, "d/f"))
+        assert sorted(os.listdir(workspace_dir(ctx, sid))) == ["d"] and os.path.isfile(_host(ctx, sid, "d/f"))
 
 
 # ---------------------------------------------------------------------------
 # Raw GET/PUT under /files/.
 
 def test_raw_put_and_get(ctx):
-    with _sandbox(ctx) as sid:
-        status, res = _api(ctx, sid, "mkdir", {"path": "dir"})
-        _assert_ok(status, res)
+    with sandbox(ctx) as sid:
+        status, res = api(ctx, sid, "mkdir", {"path": "dir"})
+        assert_ok(status, res)
         url = f"/v1/sandboxes/{sid}/files/" + urllib.parse.quote("dir/a b.txt")
         assert url.endswith("/files/dir/a%20b.txt"), url
         status, _, data = ctx.request("PUT", url, b"raw body\n", {"Content-Type": "application/octet-stream"})
@@ -730,10 +613,12 @@ def test_raw_put_and_get(ctx):
         assert status == 200 and res["success"] is True, (status, res)
         assert res["path"] == "/workspace/dir/a b.txt" and res["size"] == 9, res
         assert _host_bytes(ctx, sid, "dir/a b.txt") == b"raw body\n"
-        assert _out(ctx, sid, "stat -c %u 'dir/a b.txt'") == "1000\n"
+        assert output(ctx, sid, "stat -c %u 'dir/a b.txt'") == "1000\n"
         status, headers, data = ctx.request("GET", url)
         assert status == 200 and data == b"raw body\n", (status, data[:200])
         assert _mime(headers) == "text/plain" and headers.get("content-length") == "9", headers
+        # What the sandbox wrote runs no script on the API's origin.
+        assert headers.get("content-security-policy") == "sandbox", headers
         # Replacing, and a type from the extension.
         status, _, data = ctx.request("PUT", f"/v1/sandboxes/{sid}/files/dir/v.json", b'{"v": 2}',
                                       {"Content-Type": "application/octet-stream"})
@@ -746,22 +631,37 @@ def test_raw_put_and_get(ctx):
         assert status == 200 and data == b"v2", data
 
 
+def test_a_huge_listing_is_cut_not_hung(ctx):
+    """Names long enough to pass the cap on a listing's records (16 MiB):
+    the listing answers, truncated, and the sandbox goes on."""
+    with sandbox(ctx) as sid:
+        deep = "/".join(["d" * 250] * 15)
+        res = sandboxes.execute(ctx, sid, f"mkdir -p {deep} && cd {deep} && "
+                                          "seq -f 'f%06g' 6000 | xargs touch && echo made",
+                                sessionId=sandboxes.NO_SESSION)
+        assert res["stdout"] == "made\n", res
+        status, body = api(ctx, sid, "list-files", {"path": "/workspace", "options": {"recursive": True}})
+        assert_ok(status, body)
+        assert body["truncated"] is True and 0 < body["count"] < 6015, (body["count"], body["truncated"])
+        assert output(ctx, sid, "echo alive") == "alive\n"
+
+
 def test_raw_get_errors(ctx):
-    with _sandbox(ctx) as sid:
-        _out(ctx, sid, "mkdir dir")
+    with sandbox(ctx) as sid:
+        output(ctx, sid, "mkdir dir")
         status, headers, data = ctx.request("GET", f"/v1/sandboxes/{sid}/files/missing.txt")
         assert _mime(headers) == "application/json", headers
-        _assert_error(status, json.loads(data), 404, "FILE_NOT_FOUND")
+        assert_error(status, json.loads(data), 404, "FILE_NOT_FOUND")
         status, headers, data = ctx.request("GET", f"/v1/sandboxes/{sid}/files/dir")
-        _assert_error(status, json.loads(data), 400, "IS_DIRECTORY")
+        assert_error(status, json.loads(data), 400, "IS_DIRECTORY")
         status, _, data = ctx.request("PUT", f"/v1/sandboxes/{sid}/files/dir", b"x",
                                       {"Content-Type": "application/octet-stream"})
-        _assert_error(status, json.loads(data), 400, "IS_DIRECTORY")
+        assert_error(status, json.loads(data), 400, "IS_DIRECTORY")
         assert os.path.isdir(_host(ctx, sid, "dir"))
 
 
 def test_raw_roundtrip_of_5_mib_random_bytes(ctx):
-    with _sandbox(ctx) as sid:
+    with sandbox(ctx) as sid:
         data = os.urandom(5 << 20)
         url = f"/v1/sandboxes/{sid}/files/big.bin"
         status, _, body = ctx.request("PUT", url, data, {"Content-Type": "application/octet-stream"})
@@ -778,8 +678,8 @@ def test_raw_roundtrip_of_5_mib_random_bytes(ctx):
 # Several at once; a sleeping sandbox.
 
 def test_concurrent_writes_of_different_files(ctx):
-    with _sandbox(ctx) as sid:
-        _out(ctx, sid, "true")
+    with sandbox(ctx) as sid:
+        output(ctx, sid, "true")
         contents = {f"c{i}.txt": f"{i}:" + uuid.uuid4().hex * 2000 for i in range(8)}
 
         def one(name):
@@ -796,23 +696,11 @@ def test_concurrent_writes_of_different_files(ctx):
 
 
 def test_file_call_wakes_a_sleeping_sandbox(ctx):
-    with _sandbox(ctx) as sid:
+    with sandbox(ctx) as sid:
         status, body = ctx.json("PUT", f"/v1/sandboxes/{sid}", {"sleepAfter": 1})
         assert status == 201, body
         _write(ctx, sid, "before-sleep.txt", "still here\n")
-        fd = os.pidfd_open(_agent_pid(ctx, sid))
-        try:
-            ctx.stack.wait_log(f"sandbox {sid}: idle for 1 s, going to sleep".encode(), 15)
-            select.select([fd], [], [], 10)
-        finally:
-            os.close(fd)
-        deadline = time.monotonic() + 5
-        while True:
-            status, body = ctx.json("GET", f"/v1/sandboxes/{sid}")
-            if body.get("state") == "sleeping" or time.monotonic() > deadline:
-                break
-            os.sched_yield()
-        assert body["state"] == "sleeping", body
+        wait_asleep(ctx, sid)
         assert _read(ctx, sid, "before-sleep.txt")["content"] == "still here\n"
         status, body = ctx.json("GET", f"/v1/sandboxes/{sid}")
         assert status == 200 and body["state"] == "running", body
@@ -822,9 +710,9 @@ def test_symlinks_inside_the_sandbox_are_followed(ctx):
     """A link planted in /workspace that points inside the sandbox reads as
     its target, as it would for a command (the security probes check links
     that point out of it)."""
-    with _sandbox(ctx) as sid:
-        _out(ctx, sid, "echo real > real.txt; ln -s real.txt rel-link; ln -s /workspace/real.txt abs-link; "
-                       "ln -s /etc/hostname host-link")
+    with sandbox(ctx) as sid:
+        output(ctx, sid, "echo real > real.txt; ln -s real.txt rel-link; ln -s /workspace/real.txt abs-link; "
+                         "ln -s /etc/hostname host-link")
         assert _read(ctx, sid, "rel-link")["content"] == "real\n"
         assert _read(ctx, sid, "abs-link")["content"] == "real\n"
         assert _read(ctx, sid, "host-link")["content"] == f"{sid}\n"

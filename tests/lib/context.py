@@ -65,9 +65,14 @@ class Context:
         body = {"code": code, "language": language}
         if timeout is not None:
             body["timeout"] = timeout
+        return self.post_on_new_connection("/v1/run", body)
+
+    def post_on_new_connection(self, path, body):
+        """One POST of a JSON body to path, as run_on_new_connection() (on a
+        connection of its own, no retry) -> (status, the body decoded)."""
         conn = self.stack.connection()
         try:
-            conn.request("POST", "/v1/run", body=json.dumps(body), headers={"Content-Type": "application/json"})
+            conn.request("POST", path, body=json.dumps(body), headers={"Content-Type": "application/json"})
             resp = conn.getresponse()
             data = resp.read()
         finally:

@@ -6,20 +6,17 @@ leaves the file's old content whole, and another sandbox does not notice.
 Runs its own sandboxd with a 16 MiB workspace."""
 import os
 import sys
-import uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
+import sandboxes  # noqa: E402
 from stack import Stack  # noqa: E402
 from context import Context  # noqa: E402
+from sandboxes import delete_sandbox, new_id, sessionless  # noqa: E402
 
 MIB = 1 << 20
 
-
-def _exec(c, sid, command):
-    status, res = c.json("POST", f"/v1/sandboxes/{sid}/api/execute",
-                         {"command": command, "sessionId": "__DISABLE_SESSION__"})
-    assert status == 200, (status, res)
-    return res
+# The commands of this test run outside any session.
+execute = sessionless(sandboxes.execute)
 
 
 def test_full_workspace_fails_inside_and_stays_usable(ctx):
@@ -28,10 +25,10 @@ def test_full_workspace_fails_inside_and_stays_usable(ctx):
     try:
         st.start()
         c = Context(st)
-        a, b = "t-" + uuid.uuid4().hex[:12], "t-" + uuid.uuid4().hex[:12]
+        a, b = new_id(), new_id()
 
         # From inside: the 17th MiB fails with ENOSPC, the host is not asked.
-        res = _exec(c, a, "head -c 40M /dev/zero > /workspace/big; echo rc=$?; df -k /workspace | tail -1")
+        res = execute(c, a, "head -c 40M /dev/zero > /workspace/big; echo rc=$?; df -k /workspace | tail -1")
         assert "No space left on device" in res["stderr"], res
         assert "rc=1" in res["stdout"], res
         size_kb = int(res["stdout"].splitlines()[-1].split()[1])
@@ -43,28 +40,25 @@ def test_full_workspace_fails_inside_and_stays_usable(ctx):
         status, body = c.json("POST", f"/v1/sandboxes/{a}/api/write",
                               {"path": "more.txt", "content": "x" * MIB})
         assert status == 500 and body["code"] == "NO_SPACE", body
-        assert _exec(c, a, "rm /workspace/big && echo old > /workspace/keep.txt")["exitCode"] == 0
+        assert execute(c, a, "rm /workspace/big && echo old > /workspace/keep.txt")["exitCode"] == 0
         status, _, data = c.request("PUT", f"/v1/sandboxes/{a}/files/keep.txt", os.urandom(20 * MIB))
         assert status == 500, (status, data[:300])
         status, _, data = c.request("GET", f"/v1/sandboxes/{a}/files/keep.txt")
         assert status == 200 and data == b"old\n", (status, data[:100])
         # Neither the failed file nor a temporary one is left behind.
-        assert _exec(c, a, "ls -A /workspace")["stdout"] == "keep.txt\n"
+        assert execute(c, a, "ls -A /workspace")["stdout"] == "keep.txt\n"
 
         # Space freed: usable again, up to the limit.
-        res = _exec(c, a, "head -c 8M /dev/urandom > /workspace/eight && wc -c < /workspace/eight")
+        res = execute(c, a, "head -c 8M /dev/urandom > /workspace/eight && wc -c < /workspace/eight")
         assert res["exitCode"] == 0 and res["stdout"] == f"{8 * MIB}\n", res
 
         # Another sandbox has a disk of its own.
-        res = _exec(c, b, "head -c 12M /dev/zero > /workspace/twelve && echo ok")
+        res = execute(c, b, "head -c 12M /dev/zero > /workspace/twelve && echo ok")
         assert res["stdout"] == "ok\n", res
 
         # Deleted: each disk goes with its sandbox.
         for sid in (a, b):
-            status, body = c.json("DELETE", f"/v1/sandboxes/{sid}")
-            assert status == 200, body
-        st.wait_log(f"sandbox {a} deleted".encode(), 30)
-        st.wait_log(f"sandbox {b} deleted".encode(), 30)
+            delete_sandbox(c, sid)
         assert not os.path.exists(img), "the deleted sandbox's disk is still there"
         left = [n for n in os.listdir(os.path.join(st.state_dir, "disks"))
                 if not n.startswith((".spare-", ".template-"))]

@@ -22,68 +22,20 @@ import secrets
 import shutil
 import sys
 import urllib.parse
-import uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
+import sandboxes  # noqa: E402
+from sandboxes import (api, new_sandboxes, open_stream, read_stream, sessionless, sse_events,  # noqa: E402
+                       workspace_dir)
 
-NO_SESSION = "__DISABLE_SESSION__"
 SERVICE_SECRET = b"do-not-leak-7f3a"  # SANDBOXD_TEST_SECRET, in sandboxd's environment (tests/lib/stack.py)
 
 
 # ---------------------------------------------------------------------------
-# Helpers (small copies of those of tests/integration, and this file's own).
+# Helpers of this file's own (the shared ones are in tests/lib/sandboxes.py).
 
-def _new_id():
-    return "t-" + uuid.uuid4().hex[:12]
-
-
-def _exec(ctx, sid, command, **kw):
-    body = {"command": command, "sessionId": NO_SESSION}
-    body.update(kw)
-    status, res = ctx.json("POST", f"/v1/sandboxes/{sid}/api/execute", body)
-    assert status == 200, (command, status, res)
-    return res
-
-
-def _out(ctx, sid, command, **kw):
-    res = _exec(ctx, sid, command, **kw)
-    assert res["exitCode"] == 0, (command, res)
-    return res["stdout"]
-
-
-def _workspace(ctx, sid):
-    return os.path.join(ctx.state_dir, "workspaces", sid)
-
-
-def _wait_deleted(ctx, sid):
-    ctx.stack.wait_log(f"sandbox {sid} deleted".encode(), 30)
-
-
-def _delete(ctx, sid):
-    """Deletes sid and waits until its workspace is wiped and it is forgotten."""
-    status, body = ctx.json("DELETE", f"/v1/sandboxes/{sid}")
-    assert status == 200, body
-    _wait_deleted(ctx, sid)
-
-
-@contextlib.contextmanager
-def _sandboxes(ctx, n):
-    """n new sandbox IDs, deleted (and waited for) at the end; on a failure the
-    deletions are still tried, quietly, so that the failure reported is the test's."""
-    sids = [_new_id() for _ in range(n)]
-    try:
-        yield sids
-    except BaseException:
-        for sid in sids:
-            try:
-                status, _ = ctx.json("DELETE", f"/v1/sandboxes/{sid}")
-                if status == 200:
-                    _wait_deleted(ctx, sid)
-            except Exception:
-                pass
-        raise
-    for sid in sids:
-        _delete(ctx, sid)
+# The commands of these tests run outside any session unless they name one.
+output = sessionless(sandboxes.output)
 
 
 @contextlib.contextmanager
@@ -105,10 +57,6 @@ def _host_canary():
         shutil.rmtree(d, ignore_errors=True)
 
 
-def _api(ctx, sid, route, body):
-    return ctx.json("POST", f"/v1/sandboxes/{sid}/api/{route}", body)
-
-
 def _raw(ctx, method, sid, rel, body=None, encoded=False):
     """GET/PUT /v1/sandboxes/SID/files/REL; REL is URL-encoded here unless
     encoded says it already is (then it is sent exactly as given)."""
@@ -116,46 +64,6 @@ def _raw(ctx, method, sid, rel, body=None, encoded=False):
     headers = {"Content-Type": "application/octet-stream"} if body is not None else None
     status, _, data = ctx.request(method, f"/v1/sandboxes/{sid}/files/{enc}", body, headers)
     return status, data
-
-
-def _sse_events(resp):
-    """Yields each event's JSON data from a text/event-stream response, and stops
-    after the terminal event, without waiting for the connection to close."""
-    data = []
-    while True:
-        line = resp.readline()
-        if not line:
-            return
-        line = line.decode().rstrip("\r\n")
-        if line.startswith("data: "):
-            data.append(line[6:])
-        elif line == "" and data:
-            ev = json.loads("\n".join(data))
-            data = []
-            yield ev
-            if ev.get("type") in ("complete", "error"):
-                return
-
-
-def _read_stream(ctx, sid, path):
-    """POST .../api/read/stream -> (status, every event, or the error body)."""
-    conn = ctx.stack.connection()
-    try:
-        conn.request("POST", f"/v1/sandboxes/{sid}/api/read/stream", body=json.dumps({"path": path}),
-                     headers={"Content-Type": "application/json"})
-        resp = conn.getresponse()
-        if resp.status != 200:
-            return resp.status, resp.read()
-        return resp.status, list(_sse_events(resp))
-    finally:
-        conn.close()
-
-
-def _open_exec_stream(ctx, sid, body):
-    conn = ctx.stack.connection()
-    conn.request("POST", f"/v1/sandboxes/{sid}/api/execute/stream", body=json.dumps(body),
-                 headers={"Content-Type": "application/json"})
-    return conn, conn.getresponse()
 
 
 def _revealed(x):
@@ -198,11 +106,11 @@ def _assert_hidden(what, status, response, markers):
 def _read_every_way(ctx, sid, path):
     """(label, status, response) of every route that shows a file's content."""
     got = []
-    status, body = _api(ctx, sid, "read", {"path": path})
+    status, body = api(ctx, sid, "read", {"path": path})
     got.append((f"read {path!r}", status, body))
-    status, body = _api(ctx, sid, "read", {"path": path, "encoding": "base64"})
+    status, body = api(ctx, sid, "read", {"path": path, "encoding": "base64"})
     got.append((f"read base64 {path!r}", status, body))
-    status, body = _read_stream(ctx, sid, path)
+    status, _, body = read_stream(ctx, sid, {"path": path})
     got.append((f"read/stream {path!r}", status, body))
     if not path.startswith("/"):
         status, body = _raw(ctx, "GET", sid, path)
@@ -219,8 +127,8 @@ def _assert_reads_hide(ctx, sid, paths, markers):
 def _assert_lists_hide(ctx, sid, paths, markers, names=(), recursive=False):
     """list-files of each path shows none of markers and no entry named as in names."""
     for path in paths:
-        status, body = _api(ctx, sid, "list-files",
-                            {"path": path, "options": {"recursive": recursive, "includeHidden": True}})
+        status, body = api(ctx, sid, "list-files",
+                           {"path": path, "options": {"recursive": recursive, "includeHidden": True}})
         _assert_hidden(f"list-files {path!r}", status, body, markers)
         if status == 200:
             listed = {f.get("name") for f in body.get("files", [])}
@@ -264,8 +172,8 @@ class _Victim:
         self.name = f"secret-{tok}.txt"
         self.marker = f"other-sandbox-secret-{tok}".encode()
         m = self.marker.decode()
-        _out(ctx, sid, f"echo {m} > {self.name}; mkdir sub; echo {m} > sub/deep.txt")
-        self.ws = _workspace(ctx, sid)
+        output(ctx, sid, f"echo {m} > {self.name}; mkdir sub; echo {m} > sub/deep.txt")
+        self.ws = workspace_dir(ctx, sid)
         self.path = os.path.join(self.ws, self.name)
         self.before = _tree_state(self.ws)
         assert self.before[self.name][1] == self.marker + b"\n", self.before
@@ -274,13 +182,13 @@ class _Victim:
         after = _tree_state(self.ws)
         assert after == self.before, (f"{what}: the other sandbox's workspace changed on the host:\n"
                                       f"before {sorted(self.before)}\nafter  {sorted(after)}")
-        assert _out(ctx, self.sid, f"cat {self.name} sub/deep.txt") == (self.marker.decode() + "\n") * 2
+        assert output(ctx, self.sid, f"cat {self.name} sub/deep.txt") == (self.marker.decode() + "\n") * 2
 
 
 def _assert_workspace_holds_no(ctx, sid, markers, what):
     """No regular file in sid's workspace (host side, links not followed)
     holds any of markers: nothing was copied in from outside."""
-    for rel, (kind, data, _) in _tree_state(_workspace(ctx, sid)).items():
+    for rel, (kind, data, _) in _tree_state(workspace_dir(ctx, sid)).items():
         if kind == "file":
             for m in markers:
                 assert m not in data, f"{what}: {rel} in the workspace holds {m!r}"
@@ -318,8 +226,8 @@ def test_symlink_to_etc_shadow_reveals_and_changes_nothing(ctx):
     shadow_state = _host_state("/etc/shadow")
     markers = [shadow] + [ln for ln in shadow.splitlines() if len(ln) >= 12]
     assert len(markers) > 1, "the host's /etc/shadow has no line to look for"
-    with _sandboxes(ctx, 1) as (sid,):
-        _out(ctx, sid, "ln -s /etc/shadow shadowlink; mkdir d; ln -s /etc d/etclink; ln -s ../shadowlink d/rel")
+    with new_sandboxes(ctx, 1) as (sid,):
+        output(ctx, sid, "ln -s /etc/shadow shadowlink; mkdir d; ln -s /etc d/etclink; ln -s ../shadowlink d/rel")
         _assert_reads_hide(ctx, sid, ["shadowlink", "d/etclink/shadow", "d/rel"], markers)
         _assert_lists_hide(ctx, sid, ["d/etclink"], markers, names=("shadow", "gshadow", "sudoers"))
         status, body = ctx.json("POST", f"/v1/sandboxes/{sid}/api/list-files", {"path": "."})
@@ -329,22 +237,22 @@ def test_symlink_to_etc_shadow_reveals_and_changes_nothing(ctx):
             assert link and link[0]["type"] == "symlink" and link[0]["size"] != len(shadow), body
         # Writing, moving and deleting through the links.
         for path in ("shadowlink", "d/etclink/shadow", "d/rel"):
-            status, body = _api(ctx, sid, "write", {"path": path, "content": "pwned::0:0::\n"})
+            status, body = api(ctx, sid, "write", {"path": path, "content": "pwned::0:0::\n"})
             assert status < 500, body
         _raw(ctx, "PUT", sid, "shadowlink", b"pwned-raw::0:0::\n")
-        _api(ctx, sid, "rename", {"oldPath": "d/etclink/shadow", "newPath": "stolen"})
-        _api(ctx, sid, "delete", {"path": "d/etclink/shadow"})
-        _api(ctx, sid, "delete", {"path": "d", "recursive": True})
-        _api(ctx, sid, "delete", {"path": "shadowlink"})
+        api(ctx, sid, "rename", {"oldPath": "d/etclink/shadow", "newPath": "stolen"})
+        api(ctx, sid, "delete", {"path": "d/etclink/shadow"})
+        api(ctx, sid, "delete", {"path": "d", "recursive": True})
+        api(ctx, sid, "delete", {"path": "shadowlink"})
         assert _host_state("/etc/shadow") == shadow_state, "the host's /etc/shadow changed"
         _assert_workspace_holds_no(ctx, sid, markers[1:], "after the writes through /etc/shadow links")
 
 
 def test_symlink_to_proc_environ_reveals_no_host_environment(ctx):
     markers = _host_env_markers(ctx)
-    with _sandboxes(ctx, 1) as (sid,):
-        _out(ctx, sid, "ln -s /proc/1/environ initenv; ln -s /proc/self/environ selfenv; "
-                       "ln -s /proc/thread-self/environ threadenv; ln -s /proc/1 init")
+    with new_sandboxes(ctx, 1) as (sid,):
+        output(ctx, sid, "ln -s /proc/1/environ initenv; ln -s /proc/self/environ selfenv; "
+                         "ln -s /proc/thread-self/environ threadenv; ln -s /proc/1 init")
         _assert_reads_hide(ctx, sid, ["initenv", "selfenv", "threadenv", "init/environ", "init/cmdline",
                                       "/proc/1/environ", "/proc/self/environ", "/proc/1/cmdline",
                                       "/proc/self/cmdline"], markers)
@@ -354,13 +262,13 @@ def test_symlink_to_proc_environ_reveals_no_host_environment(ctx):
 def test_symlink_through_proc_self_root_stays_in_the_sandbox(ctx):
     with open("/etc/passwd", "rb") as f:
         host_passwd = f.read()
-    with _host_canary() as (canary, canary_marker), _sandboxes(ctx, 2) as (sid, other_sid):
+    with _host_canary() as (canary, canary_marker), new_sandboxes(ctx, 2) as (sid, other_sid):
         other = _Victim(ctx, other_sid)
         canary_state = _host_state(canary)
-        sandbox_passwd = _out(ctx, sid, "cat /etc/passwd").encode()
+        sandbox_passwd = output(ctx, sid, "cat /etc/passwd").encode()
         assert sandbox_passwd != host_passwd, "the sandbox's /etc/passwd is the host's"
         markers = [canary_marker, other.marker] + _host_only_lines(host_passwd, sandbox_passwd)
-        _out(ctx, sid, "ln -s /proc/self/root rootlink; ln -s /proc/1/root initroot")
+        output(ctx, sid, "ln -s /proc/self/root rootlink; ln -s /proc/1/root initroot")
         paths = []
         for link in ("rootlink", "initroot"):
             paths += [f"{link}{canary}", f"{link}/etc/passwd", f"{link}{other.path}",
@@ -379,7 +287,7 @@ def test_symlink_through_proc_self_root_stays_in_the_sandbox(ctx):
                          ("move", {"sourcePath": f"rootlink{other.path}", "destinationPath": "stolen2.txt"}),
                          ("delete", {"path": f"rootlink{canary}"}),
                          ("delete", {"path": f"rootlink{other.ws}", "recursive": True})):
-            status, res = _api(ctx, sid, op, body)
+            status, res = api(ctx, sid, op, body)
             assert status < 500, (op, body, res)
         assert _host_state(canary) == canary_state, "the host's canary changed"
         assert not os.path.lexists(new_host_file) and not os.path.lexists(new_host_file + ".d"), \
@@ -391,12 +299,12 @@ def test_symlink_through_proc_self_root_stays_in_the_sandbox(ctx):
 def test_symlink_up_the_tree_stays_in_the_sandbox(ctx):
     with open("/etc/passwd", "rb") as f:
         host_passwd = f.read()
-    with _host_canary() as (canary, canary_marker), _sandboxes(ctx, 2) as (sid, other_sid):
+    with _host_canary() as (canary, canary_marker), new_sandboxes(ctx, 2) as (sid, other_sid):
         other = _Victim(ctx, other_sid)
         canary_state = _host_state(canary)
-        sandbox_passwd = _out(ctx, sid, "cat /etc/passwd").encode()
+        sandbox_passwd = output(ctx, sid, "cat /etc/passwd").encode()
         markers = [canary_marker, other.marker] + _host_only_lines(host_passwd, sandbox_passwd)
-        _out(ctx, sid, "ln -s ../../.. up; mkdir -p a/b/c; ln -s ../../../../../../../../.. a/b/c/up")
+        output(ctx, sid, "ln -s ../../.. up; mkdir -p a/b/c; ln -s ../../../../../../../../.. a/b/c/up")
         paths = []
         for link in ("up", "a/b/c/up"):
             paths += [f"{link}{canary}", f"{link}/etc/passwd", f"{link}{other.path}"]
@@ -414,7 +322,7 @@ def test_symlink_up_the_tree_stays_in_the_sandbox(ctx):
                          ("write", {"path": f"up{other.ws}/planted.txt", "content": "pwned"}),
                          ("delete", {"path": f"up{canary}"}),
                          ("delete", {"path": f"up{other.ws}/sub", "recursive": True})):
-            status, res = _api(ctx, sid, op, body)
+            status, res = api(ctx, sid, op, body)
             assert status < 500, (op, body, res)
         assert _host_state(canary) == canary_state, "the host's canary changed"
         assert not os.path.lexists(new_host_file), "a write through ../../.. reached the host's /tmp"
@@ -422,10 +330,10 @@ def test_symlink_up_the_tree_stays_in_the_sandbox(ctx):
 
 
 def test_symlink_to_another_sandboxs_workspace(ctx):
-    with _sandboxes(ctx, 2) as (sid, other_sid):
+    with new_sandboxes(ctx, 2) as (sid, other_sid):
         other = _Victim(ctx, other_sid)
-        _out(ctx, sid, f"ln -s {other.ws} otherdir; ln -s {other.path} otherfile; mkdir nest; "
-                       f"ln -s {other.ws}/ nest/w; echo mine > here.txt")
+        output(ctx, sid, f"ln -s {other.ws} otherdir; ln -s {other.path} otherfile; mkdir nest; "
+                         f"ln -s {other.ws}/ nest/w; echo mine > here.txt")
         # Reads: never the other sandbox's content.
         _assert_reads_hide(ctx, sid, ["otherfile", f"otherdir/{other.name}", f"nest/w/{other.name}",
                                       "otherdir/sub/deep.txt", other.path, f"{other.ws}/sub/deep.txt"],
@@ -439,7 +347,7 @@ def test_symlink_to_another_sandboxs_workspace(ctx):
                            recursive=True)
         # exists must not confirm the other sandbox's files either.
         for path in (f"otherdir/{other.name}", "otherdir/sub", other.path):
-            status, res = _api(ctx, sid, "exists", {"path": path})
+            status, res = api(ctx, sid, "exists", {"path": path})
             assert status < 500 and res.get("exists") is not True, (path, res)
         # Changes through the links, and naming the host path directly.
         for op, body in (("write", {"path": "otherfile", "content": "pwned"}),
@@ -458,7 +366,7 @@ def test_symlink_to_another_sandboxs_workspace(ctx):
                          ("delete", {"path": f"{other.ws}/sub", "recursive": True}),
                          ("delete", {"path": "nest", "recursive": True}),
                          ("delete", {"path": "otherdir", "recursive": True})):
-            status, res = _api(ctx, sid, op, body)
+            status, res = api(ctx, sid, op, body)
             assert status < 500, (op, body, res)
             _assert_hidden(f"{op} {body}", status, res, [other.marker])
         for rel, data in (("otherfile", b"pwned-raw"), ("otherdir/planted-raw.txt", b"pwned-raw")):
@@ -472,17 +380,17 @@ def test_symlink_swapped_during_requests_reveals_nothing(ctx):
     """A link flipped as fast as the sandbox can between a file of its own and
     paths out of it, while the API reads and writes it: a check-then-use race
     must not open the outside target."""
-    with _host_canary() as (canary, canary_marker), _sandboxes(ctx, 2) as (sid, other_sid):
+    with _host_canary() as (canary, canary_marker), new_sandboxes(ctx, 2) as (sid, other_sid):
         other = _Victim(ctx, other_sid)
         canary_state = _host_state(canary)
         cmd = (f"echo benign > benign.txt; echo flipping; i=0; "
                f"while [ ! -e /tmp/stop-race ] && [ $i -lt 20000 ]; do ln -sfn benign.txt race; "
                f"ln -sfn {other.path} race; ln -sfn /proc/self/root{canary} race; ln -sfn {other.ws} race; "
                f"i=$((i+1)); done; echo stopped")
-        conn, resp = _open_exec_stream(ctx, sid, {"command": cmd, "sessionId": "racer", "timeoutMs": 120000})
+        conn, resp = open_stream(ctx, sid, {"command": cmd, "sessionId": "racer", "timeoutMs": 120000})
         try:
             assert resp.status == 200, resp.read()[:300]
-            events = _sse_events(resp)
+            events = sse_events(resp)
             ev = next(events)
             assert ev["type"] == "start", ev
             ev = next(events)
@@ -490,21 +398,21 @@ def test_symlink_swapped_during_requests_reveals_nothing(ctx):
             markers = [other.marker, canary_marker]
             for i in range(40):
                 for path in ("race", "race/sub/deep.txt"):
-                    status, body = _api(ctx, sid, "read", {"path": path})
+                    status, body = api(ctx, sid, "read", {"path": path})
                     _assert_hidden(f"read {path} #{i}", status, body, markers)
                 status, body = _raw(ctx, "GET", sid, "race")
                 _assert_hidden(f"GET race #{i}", status, body, markers)
-                status, body = _api(ctx, sid, "list-files", {"path": "race"})
+                status, body = api(ctx, sid, "list-files", {"path": "race"})
                 _assert_hidden(f"list race #{i}", status, body, markers)
                 if status == 200:
                     names = {f.get("name") for f in body.get("files", [])}
                     assert other.name not in names and "sub" not in names, body
                 if i % 2 == 0:
-                    status, body = _api(ctx, sid, "write", {"path": "race", "content": "pwned"})
+                    status, body = api(ctx, sid, "write", {"path": "race", "content": "pwned"})
                     assert status < 500, body
-                    status, body = _api(ctx, sid, "write", {"path": "race/planted.txt", "content": "pwned"})
+                    status, body = api(ctx, sid, "write", {"path": "race/planted.txt", "content": "pwned"})
                     assert status < 500, body
-            assert _out(ctx, sid, "touch /tmp/stop-race") == ""
+            assert output(ctx, sid, "touch /tmp/stop-race") == ""
             rest = list(events)
             assert rest and rest[-1]["type"] == "complete", rest
         finally:
@@ -522,9 +430,9 @@ def test_direct_host_paths_are_the_sandboxs_own(ctx):
         host_passwd = f.read()
     with open("/etc/shadow", "rb") as f:
         host_shadow = f.read()
-    with _host_canary() as (canary, canary_marker), _sandboxes(ctx, 2) as (sid, other_sid):
+    with _host_canary() as (canary, canary_marker), new_sandboxes(ctx, 2) as (sid, other_sid):
         other = _Victim(ctx, other_sid)
-        sandbox_passwd = _out(ctx, sid, "cat /etc/passwd").encode()
+        sandbox_passwd = output(ctx, sid, "cat /etc/passwd").encode()
         markers = ([canary_marker, other.marker, host_shadow] + _host_env_markers(ctx, with_paths=False)
                    + [ln for ln in host_shadow.splitlines() if len(ln) >= 12]
                    + _host_only_lines(host_passwd, sandbox_passwd))
@@ -535,7 +443,7 @@ def test_direct_host_paths_are_the_sandboxs_own(ctx):
         _assert_reads_hide(ctx, sid, paths, markers)
         # Whatever /etc/passwd is read as, it is not the host's.
         for path in ("/etc/passwd", "../../../etc/passwd", "/../../../etc/passwd"):
-            status, body = _api(ctx, sid, "read", {"path": path})
+            status, body = api(ctx, sid, "read", {"path": path})
             assert status != 200 or body["content"].encode() != host_passwd, (path, body)
         # Raw GETs with encoded traversal.
         for enc in ("..%2F..%2F..%2Fetc%2Fpasswd", "..%2f..%2f..%2fetc%2fshadow", "%2e%2e/%2e%2e/%2e%2e/etc/shadow",
@@ -553,49 +461,49 @@ def test_direct_host_paths_are_the_sandboxs_own(ctx):
 def test_writes_outside_land_in_the_sandbox(ctx):
     """/../../tmp/X is the sandbox's /tmp/X, not the host's; writes naming host
     paths never create them on the host."""
-    with _sandboxes(ctx, 2) as (sid, other_sid):
+    with new_sandboxes(ctx, 2) as (sid, other_sid):
         other = _Victim(ctx, other_sid)
         tok = secrets.token_hex(6)
         names = [f"sbx-probe-{tok}-{i}" for i in range(4)]
-        status, res = _api(ctx, sid, "write", {"path": f"/../../tmp/{names[0]}", "content": "zero\n"})
+        status, res = api(ctx, sid, "write", {"path": f"/../../tmp/{names[0]}", "content": "zero\n"})
         assert status == 200 and res["success"] is True, res
-        status, res = _api(ctx, sid, "write", {"path": f"../../../../tmp/{names[1]}", "content": "one\n"})
+        status, res = api(ctx, sid, "write", {"path": f"../../../../tmp/{names[1]}", "content": "one\n"})
         assert status == 200 and res["success"] is True, res
-        assert _out(ctx, sid, f"cat /tmp/{names[0]} /tmp/{names[1]}") == "zero\none\n"
+        assert output(ctx, sid, f"cat /tmp/{names[0]} /tmp/{names[1]}") == "zero\none\n"
         status, res = _raw(ctx, "PUT", sid, f"..%2F..%2F..%2Ftmp%2F{names[2]}", b"two\n", encoded=True)
         assert status < 500, res
-        status, res = _api(ctx, sid, "mkdir", {"path": f"/../../tmp/{names[3]}", "recursive": True})
+        status, res = api(ctx, sid, "mkdir", {"path": f"/../../tmp/{names[3]}", "recursive": True})
         assert status == 200, res
         for name in names:
             assert not os.path.lexists(f"/tmp/{name}"), f"/tmp/{name} was made on the host"
         # The host path of the other sandbox's workspace, named outright.
         for path in (f"{other.ws}/planted.txt", f"../../..{other.ws}/planted.txt", f"/../..{other.path}"):
-            status, res = _api(ctx, sid, "write", {"path": path, "content": "pwned"})
+            status, res = api(ctx, sid, "write", {"path": path, "content": "pwned"})
             assert status < 500, (path, res)
         other.assert_untouched(ctx, "after writes naming its host path")
         state_entries = set(os.listdir(ctx.state_dir))
-        status, res = _api(ctx, sid, "write", {"path": f"{ctx.state_dir}/planted.txt", "content": "pwned"})
+        status, res = api(ctx, sid, "write", {"path": f"{ctx.state_dir}/planted.txt", "content": "pwned"})
         assert status < 500 and set(os.listdir(ctx.state_dir)) == state_entries, res
 
 
 def test_api_files_belong_to_the_sandbox_user(ctx):
-    with _sandboxes(ctx, 1) as (sid,):
-        ws = _workspace(ctx, sid)
-        assert _out(ctx, sid, "true") == ""
+    with new_sandboxes(ctx, 1) as (sid,):
+        ws = workspace_dir(ctx, sid)
+        assert output(ctx, sid, "true") == ""
         ws_owner = os.stat(ws).st_uid
         assert ws_owner != 0 and ctx.uid_base <= ws_owner < ctx.uid_base + ctx.uid_span, ws_owner
         ok = []
-        ok.append(_api(ctx, sid, "write", {"path": "w.txt", "content": "x"}))
-        ok.append(_api(ctx, sid, "write", {"path": "b.bin", "content": "AAEC", "encoding": "base64"}))
-        ok.append(_api(ctx, sid, "mkdir", {"path": "d/e", "recursive": True}))
-        ok.append(_api(ctx, sid, "write", {"path": "sub.txt", "content": "x"}))
-        ok.append(_api(ctx, sid, "rename", {"oldPath": "sub.txt", "newPath": "d/renamed.txt"}))
+        ok.append(api(ctx, sid, "write", {"path": "w.txt", "content": "x"}))
+        ok.append(api(ctx, sid, "write", {"path": "b.bin", "content": "AAEC", "encoding": "base64"}))
+        ok.append(api(ctx, sid, "mkdir", {"path": "d/e", "recursive": True}))
+        ok.append(api(ctx, sid, "write", {"path": "sub.txt", "content": "x"}))
+        ok.append(api(ctx, sid, "rename", {"oldPath": "sub.txt", "newPath": "d/renamed.txt"}))
         status, data = _raw(ctx, "PUT", sid, "raw.bin", b"\0raw")
         ok.append((status, json.loads(data)))
         for status, res in ok:
             assert status == 200 and res["success"] is True, res
         rels = ["w.txt", "b.bin", "d", "d/e", "d/renamed.txt", "raw.bin"]
-        assert _out(ctx, sid, "stat -c %u:%g " + " ".join(rels)) == "1000:1000\n" * len(rels)
+        assert output(ctx, sid, "stat -c %u:%g " + " ".join(rels)) == "1000:1000\n" * len(rels)
         for rel in rels:
             st = os.lstat(os.path.join(ws, rel))
             assert st.st_uid == ws_owner and st.st_uid != 0 and st.st_gid != 0, (rel, st.st_uid, st.st_gid)
@@ -605,36 +513,36 @@ def test_api_files_belong_to_the_sandbox_user(ctx):
 
 
 def test_recursive_delete_does_not_follow_links(ctx):
-    with _host_canary() as (canary, _marker), _sandboxes(ctx, 2) as (sid, other_sid):
+    with _host_canary() as (canary, _marker), new_sandboxes(ctx, 2) as (sid, other_sid):
         other = _Victim(ctx, other_sid)
         canary_state = _host_state(canary)
         canary_dir = os.path.dirname(canary)
-        _out(ctx, sid, f"mkdir -p trap/deep; ln -s {other.ws} trap/other; ln -s / trap/root; "
-                       f"ln -s {canary_dir} trap/deep/canary; ln -s /proc/self/root trap/deep/self; "
-                       f"ln -s ../../.. trap/deep/up; ln -s /usr rootusr; ln -s {other.ws} otherws")
+        output(ctx, sid, f"mkdir -p trap/deep; ln -s {other.ws} trap/other; ln -s / trap/root; "
+                         f"ln -s {canary_dir} trap/deep/canary; ln -s /proc/self/root trap/deep/self; "
+                         f"ln -s ../../.. trap/deep/up; ln -s /usr rootusr; ln -s {other.ws} otherws")
         for path in ("trap", "rootusr", "otherws"):
-            status, res = _api(ctx, sid, "delete", {"path": path, "recursive": True})
+            status, res = api(ctx, sid, "delete", {"path": path, "recursive": True})
             assert status == 200 and res["success"] is True, (path, res)
-            assert not os.path.lexists(os.path.join(_workspace(ctx, sid), path)), path
+            assert not os.path.lexists(os.path.join(workspace_dir(ctx, sid), path)), path
         assert _host_state(canary) == canary_state, "the host's canary changed"
         other.assert_untouched(ctx, "after a recursive delete of links to it")
-        assert _out(ctx, sid, "[ -x /usr/bin/python3 ] && echo usr-intact") == "usr-intact\n"
+        assert output(ctx, sid, "[ -x /usr/bin/python3 ] && echo usr-intact") == "usr-intact\n"
         assert os.path.exists("/etc/passwd")
 
 
 def test_malformed_paths_are_refused_cleanly(ctx):
-    with _sandboxes(ctx, 1) as (sid,):
-        _out(ctx, sid, "echo x > ok.txt")
+    with new_sandboxes(ctx, 1) as (sid,):
+        output(ctx, sid, "echo x > ok.txt")
         for path in ("", "a\u0000b", "x" * 5000, "/" + "a/" * 3000, "ok.txt\u0000.png"):
             for route in ("read", "write", "list-files", "mkdir", "delete"):
                 body = {"path": path, "content": "x"} if route == "write" else {"path": path}
-                status, res = _api(ctx, sid, route, body)
+                status, res = api(ctx, sid, route, body)
                 assert 400 <= status < 500, (route, path[:40], status, res)
             # exists may answer that such a path does not exist.
-            status, res = _api(ctx, sid, "exists", {"path": path})
+            status, res = api(ctx, sid, "exists", {"path": path})
             assert 400 <= status < 500 or (status == 200 and res["exists"] is False), (path[:40], status, res)
         for enc in ("a%00b", "ok.txt%00.png", "%C0%AE%C0%AE/%C0%AE%C0%AE/etc/passwd", "x" * 5000):
             status, body = _raw(ctx, "GET", sid, enc, encoded=True)
             assert 400 <= status < 500, (enc[:40], status, body[:300])
         assert ctx.healthy()
-        assert _out(ctx, sid, "cat ok.txt") == "x\n"
+        assert output(ctx, sid, "cat ok.txt") == "x\n"

@@ -5,7 +5,11 @@ leaves it for each command's namespaces (mount(), clone() with CLONE_NEWPID
 and CLONE_NEWNS) still fail for the command, as do user namespaces, setns()
 and unshare() of any namespace."""
 import json
-import uuid
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
+from sandboxes import NO_SESSION, delete_sandbox, new_id  # noqa: E402
 
 PROBE = r'''
 import ctypes, errno, json, os
@@ -42,8 +46,8 @@ print(json.dumps({
 
 
 def test_commands_cannot_use_what_the_agent_may(ctx):
-    sid = "t-" + uuid.uuid4().hex[:12]
-    for session in ("default", "__DISABLE_SESSION__"):
+    sid = new_id()
+    for session in ("default", NO_SESSION):
         status, res = ctx.json("POST", f"/v1/sandboxes/{sid}/api/execute",
                                {"command": "python3 -c \"$P\"", "env": {"P": PROBE},
                                 "sessionId": session})
@@ -56,6 +60,4 @@ def test_commands_cannot_use_what_the_agent_may(ctx):
         assert got["seccomp"] == "2" and got["nnp"] == "1", got
         assert int(got["capeff"], 16) == 0 and int(got["capbnd"], 16) == 0, got
         assert got["uid"] == "1000", got
-    status, body = ctx.json("DELETE", f"/v1/sandboxes/{sid}")
-    assert status == 200, body
-    ctx.stack.wait_log(f"sandbox {sid} deleted".encode(), 30)
+    delete_sandbox(ctx, sid)
