@@ -658,6 +658,11 @@ def test_raw_get_errors(ctx):
                                       {"Content-Type": "application/octet-stream"})
         assert_error(status, json.loads(data), 400, "IS_DIRECTORY")
         assert os.path.isdir(_host(ctx, sid, "dir"))
+        # A body over the request limit (32 MiB) never reaches the sandbox.
+        status, _, data = ctx.request("PUT", f"/v1/sandboxes/{sid}/files/huge.bin", b"\0" * (33 << 20),
+                                      {"Content-Type": "application/octet-stream"})
+        assert status == 413 and json.loads(data)["code"] == "PAYLOAD_TOO_LARGE", (status, data[:200])
+        assert output(ctx, sid, "ls huge.bin 2>&1 || true").startswith("ls: cannot access"), "written anyway"
 
 
 def test_raw_roundtrip_of_5_mib_random_bytes(ctx):
