@@ -5,6 +5,10 @@ the per-slot ones that are kept by design."""
 import os
 import time
 import uuid
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
+from sandboxes import mounts_under  # noqa: E402
 
 CYCLES = 500
 
@@ -24,11 +28,6 @@ def _cgroups(ctx):
             if dirpath.count("/") > 8:
                 dirnames[:] = []
     return out
-
-
-def _mounts_under(path):
-    with open("/proc/self/mountinfo") as f:
-        return [line.split()[4] for line in f if line.split()[4].startswith(path + "/")]
 
 
 def _loop_backing_files():
@@ -76,7 +75,7 @@ def test_create_exec_delete_cycles_leave_nothing(ctx):
     assert not [w for w in ws if w.startswith("leak-")], ws
     disks = os.listdir(os.path.join(ctx.state_dir, "disks"))
     assert not [d for d in disks if d.startswith("leak-")], disks
-    mounts = _mounts_under(os.path.realpath(os.path.join(ctx.state_dir, "workspaces")))
+    mounts = mounts_under(os.path.realpath(os.path.join(ctx.state_dir, "workspaces")))
     assert not [m for m in mounts if "/leak-" in m], mounts
     loops = [b for b in _loop_backing_files() if "/leak-" in b]
     assert not loops, loops

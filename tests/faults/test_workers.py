@@ -4,8 +4,12 @@ and the service keeps serving."""
 import os
 import select
 import signal
+import sys
 import threading
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
+from sandboxes import mounts_under  # noqa: E402
 
 
 def _wait_workers(ctx, n, gone=(), timeout=10):
@@ -163,10 +167,18 @@ def test_kill_9_of_the_whole_stack_loses_no_acknowledged_write(ctx):
     while ctx.stack.sandbox_pids(include_init=True) and time.monotonic() < deadline:
         os.sched_yield()
     assert not ctx.stack.sandbox_pids(include_init=True)
+    # The old run's workspace mounts outlive it (nobody unmounts after a
+    # SIGKILL): the crashed sandboxes' disks are still mounted on the host.
+    ws_root = os.path.realpath(os.path.join(ctx.state_dir, "workspaces"))
+    stray = [m for m in mounts_under(ws_root) if os.path.basename(m) in sids]
+    assert len(stray) == len(sids), stray
     ctx.stack._log_thread.join(10)
     ctx.stack.sandboxd.stderr.close()
     ctx.stack.sandboxd_log.close()
     ctx.stack.start_sandboxd()
+    # The new run detached them all before anything else.
+    assert ctx.stack.wait_log(b"workspace mounts of an earlier run detached", 10)
+    assert not [m for m in mounts_under(ws_root) if os.path.basename(m) in sids], mounts_under(ws_root)
     for i, sid in enumerate(sids):
         status, body = c.json("GET", f"/v1/sandboxes/{sid}")
         assert status == 200 and body["state"] == "sleeping", body

@@ -256,3 +256,9 @@ def wait_asleep(ctx, sid):
             break
         os.sched_yield()
     assert body.get("state") == "sleeping", body
+
+
+def mounts_under(path):
+    """The mount points below path (canonical), as the host sees them now."""
+    with open("/proc/self/mountinfo") as f:
+        return [line.split()[4] for line in f if line.split()[4].startswith(path + "/")]
