@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "agent-proto.h"
+#include "sandbox-fd.h"
 #include "sandbox-exec.h"
 
 int
@@ -32,38 +33,6 @@ sbx_exec_connect(const char *socket_path)
 		return r;
 	}
 	return fd;
-}
-
-/* Sends len bytes of buf and nfds fds (0..3) as one message.  0 or -errno. */
-static int
-send_with_fds(int conn, const void *buf, size_t len, const int *fds, int nfds)
-{
-	union {
-		struct cmsghdr align;
-		char b[CMSG_SPACE(3 * sizeof(int))];
-	} cbuf;
-	struct iovec iov = { (void *)buf, len };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-	ssize_t n;
-
-	if (nfds > 0) {
-		struct cmsghdr *cm;
-
-		memset(cbuf.b, 0, sizeof(cbuf.b));
-		mh.msg_control = cbuf.b;
-		mh.msg_controllen = CMSG_SPACE((size_t)nfds * sizeof(int));
-		cm = CMSG_FIRSTHDR(&mh);
-		cm->cmsg_level = SOL_SOCKET;
-		cm->cmsg_type = SCM_RIGHTS;
-		cm->cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
-		memcpy(CMSG_DATA(cm), fds, (size_t)nfds * sizeof(int));
-	}
-	do
-		n = sendmsg(conn, &mh, MSG_NOSIGNAL);
-	while (n < 0 && errno == EINTR);
-	if (n < 0)
-		return -errno;
-	return (size_t)n == len ? 0 : -EIO;
 }
 
 /* Receives one answer of at most len bytes.  Its length, or -errno (-EPIPE at
@@ -132,7 +101,7 @@ sbx_exec_send(int conn, const struct sbx_exec_req *req)
 		nfds = 3;
 	}
 	memcpy(buf, &h, sizeof(h));
-	return send_with_fds(conn, buf, off, fds, nfds);
+	return sbx_send_fds(conn, buf, off, fds, nfds);
 }
 
 int
@@ -188,7 +157,7 @@ sbx_session(int conn, enum sbx_session_op op, const char *name, const char *cwd,
 	if ((r = pack(buf, &off, env, &h.envc)) < 0)
 		return r;
 	memcpy(buf, &h, sizeof(h));
-	r = send_with_fds(conn, buf, off, NULL, 0);
+	r = sbx_send_fds(conn, buf, off, NULL, 0);
 	if (r < 0)
 		return r;
 	n = recv_answer(conn, &in, sizeof(in));
@@ -234,7 +203,7 @@ sbx_file_send(int conn, const struct sbx_file_req *req)
 	memcpy(r.path, req->path, strlen(req->path) + 1);
 	if (req->op == SBX_FILE_RENAME)
 		memcpy(r.path2, req->path2, strlen(req->path2) + 1);
-	return send_with_fds(conn, &r, sizeof(r), &req->fd, has_fd);
+	return sbx_send_fds(conn, &r, sizeof(r), &req->fd, has_fd);
 }
 
 int

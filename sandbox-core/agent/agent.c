@@ -45,6 +45,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "sandbox-fd.h"
 
 /* A program once received: pointers into msgbuf. */
 struct program {
@@ -123,44 +124,12 @@ setup(int argc, char **argv)
 static ssize_t
 recv_msg(int sock, int *fds, int *ret_nfds)
 {
-	union {
-		struct cmsghdr align;
-		char b[CMSG_SPACE(4 * sizeof(int))];
-	} cbuf;
-	struct iovec iov = { msgbuf, sizeof(msgbuf) };
-	struct msghdr mh = { .msg_iov = &iov,
-			     .msg_iovlen = 1,
-			     .msg_control = cbuf.b,
-			     .msg_controllen = sizeof(cbuf.b) };
-	struct cmsghdr *cm;
-	ssize_t n;
+	unsigned nfds = 0;
+	ssize_t n = sbx_recv_fds(sock, msgbuf, sizeof(msgbuf), fds, 4, &nfds);
 
-	*ret_nfds = 0;
-	do
-		n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
-	while (n < 0 && errno == EINTR);
-	if (n <= 0)
-		return n;
-	for (cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
-		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
-			int count = (int)((cm->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-
-			for (int i = 0; i < count; i++) {
-				int fd;
-
-				memcpy(&fd, CMSG_DATA(cm) + (size_t)i * sizeof(int), sizeof(int));
-				if (*ret_nfds < 4)
-					fds[(*ret_nfds)++] = fd;
-				else
-					close(fd);
-			}
-		}
-	if (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
-		/* Not ours to keep: nobody would close them. */
-		for (int i = 0; i < *ret_nfds; i++)
-			close(fds[i]);
-		*ret_nfds = 0;
-		errno = EBADMSG;
+	*ret_nfds = (int)nfds;
+	if (n < 0) {
+		errno = n == -EMSGSIZE ? EBADMSG : (int)-n;
 		return -1;
 	}
 	return n;
