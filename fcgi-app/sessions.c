@@ -1,6 +1,7 @@
 /*
- * sessions.c: a sandbox's sessions (/api/session/create|list|delete) and its
- * own environment variables (POST /v1/sandboxes/{id}/env).
+ * sessions.c: a sandbox's sessions (/api/session/create|list|delete), its
+ * own environment variables (POST /v1/sandboxes/{id}/env), and the SDK's
+ * utility routes (/api/ping, /api/version).
  *
  * Sessions live in the sandbox's agent: a session is a cwd and an exported
  * environment that its commands, run one at a time, carry from one to the
@@ -312,11 +313,36 @@ session_delete(struct api_req *req, const char *id)
 	return api_send_json(req, 200, body);
 }
 
+/* GET /api/ping: the sandbox's agent answers (the sandbox is woken, or
+ * created, as by any route that names it). */
+static int
+ping(struct api_req *req, const char *id)
+{
+	int conn = -1, from_master = 0, e = sandboxes_connect(req, id, &conn, &from_master);
+
+	if (from_master || e < 0)
+		return sandboxes_agent_error(req, id, from_master, e);
+	close(conn);
+	return api_send_json(req, 200,
+			     sandboxes_ok(json_pack("{s:s, s:s}", "status", "healthy", "message",
+						    "pong")));
+}
+
+static int
+version(struct api_req *req)
+{
+	return api_send_json(req, 200, sandboxes_ok(json_pack("{s:s}", "version", PACKAGE_VERSION)));
+}
+
 int
 sessions_route(struct api_req *req, const char *id, const char *rest)
 {
-	bool post = strcmp(req->method, "POST") == 0;
+	bool post = strcmp(req->method, "POST") == 0, get = strcmp(req->method, "GET") == 0;
 
+	if (strcmp(rest, "/api/ping") == 0)
+		return get ? ping(req, id) : sandboxes_only(req, "GET");
+	if (strcmp(rest, "/api/version") == 0)
+		return get ? version(req) : sandboxes_only(req, "GET");
 	if (strcmp(rest, "/env") == 0)
 		return post ? post_env(req, id) : sandboxes_only(req, "POST");
 	if (strcmp(rest, "/api/session/create") == 0)
@@ -324,7 +350,6 @@ sessions_route(struct api_req *req, const char *id, const char *rest)
 	if (strcmp(rest, "/api/session/delete") == 0)
 		return post ? session_delete(req, id) : sandboxes_only(req, "POST");
 	if (strcmp(rest, "/api/session/list") == 0)
-		return strcmp(req->method, "GET") == 0 ? session_list(req, id)
-						       : sandboxes_only(req, "GET");
+		return get ? session_list(req, id) : sandboxes_only(req, "GET");
 	return 0;
 }

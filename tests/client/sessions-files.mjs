@@ -8,6 +8,8 @@ const baseUrl = process.argv[2];
 const client = new SandboxClient({ baseUrl, defaultHeaders: { Authorization: 'Bearer none' } });
 const out = {};
 try {
+  out.ping = await client.utils.ping();
+  out.version = await client.utils.getVersion();
   // Sessions: cd and export persist in one, not in another.
   const created = await client.utils.createSession({ id: 'work', env: { GREETING: 'hi' }, cwd: '/tmp' });
   out.created = created.success;

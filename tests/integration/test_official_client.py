@@ -42,6 +42,7 @@ def test_sandbox_client_commands(ctx):
 def test_sandbox_client_sessions_and_files(ctx):
     sid = "sdk-" + os.urandom(4).hex()
     out = _run_client(ctx, "sessions-files.mjs", sid)
+    assert out["ping"] == "pong" and out["version"] not in ("", "unknown"), out
     assert out["created"] is True and out["deleted"] is True, out
     assert out["work"] == "/tmp/sub 2 hi\n", out
     assert out["other"] == "/workspace [] []\n", out
