@@ -5,7 +5,7 @@
 
 1. The cmocka unit binaries (build/tests/unit/test_*), counted test by test.
 2. The libFuzzer targets (tests/fuzz), each for --fuzz-seconds over its corpus.
-3. The Python suites (tests/{integration,security,limits}/test_*.py) against
+3. The Python suites (tests/{integration,security,limits,faults,interpreter}/test_*.py) against
    one real stack: nginx with the shipped config and a real sandboxd, started
    here.  Each test_*(ctx) function is one test.
 
@@ -30,7 +30,7 @@ sys.path.insert(0, os.path.join(HERE, "lib"))
 from stack import Stack  # noqa: E402
 from context import Context  # noqa: E402
 
-SUITES = ["integration", "security", "limits", "faults"]
+SUITES = ["integration", "security", "limits", "faults", "interpreter"]
 
 
 class Tally:
