@@ -38,6 +38,10 @@ void sandboxes_count(struct api_req *req, const char *id, uint64_t deadline_ms);
  */
 int sandboxes_connect(struct api_req *req, const char *id, int *ret_conn, int *ret_master);
 
+/* Connects to the agent of uid slot slot and generation (its socket in
+ * STATE/agents).  The fd, or a negative errno. */
+int sandboxes_agent_connect(struct api_req *req, uint32_t slot, uint32_t generation);
+
 /* The error for a failure to reach the agent (from_master, or e). */
 int sandboxes_agent_error(struct api_req *req, const char *id, int from_master, int e);
 
@@ -54,8 +58,8 @@ int sandboxes_base_env(struct api_req *req, const char *id, struct envlist *e);
 int sandboxes_cwd(struct api_req *req, const json_t *v, const char *what, char *buf, size_t size);
 
 /* Saves vars ({NAME: "value" | null}, checked) as sandbox id's own variables
- * and pushes them to the sessions of its agent if it runs.  0, -E2BIG, or a
- * negative errno. */
+ * and pushes them to the sessions of its agent if it runs.  0, or the HTTP
+ * status of the error sent (413 past the limits, 500). */
 int sandboxes_env_apply(struct api_req *req, const char *id, json_t *vars);
 
 /* A sealed memfd holding len bytes of data, at offset 0: a writer that

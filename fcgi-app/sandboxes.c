@@ -283,16 +283,8 @@ put_sandbox(struct api_req *req, const char *id)
 	}
 	e = vars ? sandboxes_env_apply(req, id, vars) : 0;
 	json_decref(root);
-	if (e == -E2BIG)
-		return api_error(req, 413, "PAYLOAD_TOO_LARGE", NULL,
-				 "a sandbox keeps at most %d variables of at most %d bytes in all",
-				 ENV_SANDBOX_MAX, ENV_SANDBOX_BYTES);
-	if (e < 0) {
-		log_error("req %s: sandbox %s: saving its variables: %s", req->id, id,
-			  strerror(-e));
-		return api_error(req, 500, "INTERNAL_ERROR", NULL,
-				 "the sandbox's variables could not be saved: %s", strerror(-e));
-	}
+	if (e)
+		return e;
 	if (sandboxes_entry(req, id, &s) < 0)
 		return sandboxes_master_error(req, id, "found", -ENOENT);
 	body = sandboxes_ok(sandbox_json(&s));
@@ -577,6 +569,16 @@ on_agent(void *ctx)
 	return r < 0 ? r : 1;
 }
 
+int
+sandboxes_agent_connect(struct api_req *req, uint32_t slot, uint32_t generation)
+{
+	char sock[PATH_MAX];
+
+	snprintf(sock, sizeof(sock), "%s/agents/%u-%u.sock", req->conf->state_dir, slot,
+		 generation);
+	return sbx_exec_connect(sock);
+}
+
 /*
  * The fast way to a running agent: straight to the socket the table names,
  * without asking the master, and marked active at once.  Only for a sandbox
@@ -588,7 +590,8 @@ static int
 connect_running(struct api_req *req, const char *id)
 {
 	uint64_t now = api_wall_ms();
-	char sock[PATH_MAX] = "";
+	uint32_t slot = 0, gen = 0;
+	bool found = false;
 	int idx, conn;
 
 	/* The names under the lock; the connect, which talks to the sandbox's
@@ -602,13 +605,12 @@ connect_running(struct api_req *req, const char *id)
 
 		if (s->state == SBX_SLOT_RUNNING && s->agent_pid &&
 		    (s->keep_alive || idle + FAST_MARGIN_MS < (uint64_t)s->sleep_after_s * 1000))
-			snprintf(sock, sizeof(sock), "%s/agents/%u-%u.sock", req->conf->state_dir,
-				 s->uid_slot, s->generation);
+			slot = s->uid_slot, gen = s->generation, found = true;
 	}
 	sbx_table_unlock(req->table);
-	if (!sock[0])
+	if (!found)
 		return -1;
-	conn = sbx_exec_connect(sock);
+	conn = sandboxes_agent_connect(req, slot, gen);
 	if (conn < 0)
 		return -1;
 	/* Active from now: the margin above covers the moment in between. */
@@ -627,7 +629,6 @@ int
 sandboxes_connect(struct api_req *req, const char *id, int *ret_conn, int *ret_master)
 {
 	struct wire_sbx_reply r;
-	char sock[PATH_MAX];
 	int e, conn = connect_running(req, id);
 
 	*ret_master = 0;
@@ -645,9 +646,7 @@ sandboxes_connect(struct api_req *req, const char *id, int *ret_conn, int *ret_m
 			*ret_master = e;
 			return 0;
 		}
-		snprintf(sock, sizeof(sock), "%s/agents/%u-%u.sock", req->conf->state_dir,
-			 r.uid_slot, r.generation);
-		conn = sbx_exec_connect(sock);
+		conn = sandboxes_agent_connect(req, r.uid_slot, r.generation);
 		if (conn >= 0 || attempt == 1)
 			break;
 	}

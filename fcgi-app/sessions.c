@@ -27,13 +27,10 @@ static int
 connect_if_running(struct api_req *req, const char *id)
 {
 	struct sbx_slot s;
-	char sock[PATH_MAX];
 
 	if (sandboxes_entry(req, id, &s) < 0 || s.state != SBX_SLOT_RUNNING)
 		return -1;
-	snprintf(sock, sizeof(sock), "%s/agents/%u-%u.sock", req->conf->state_dir, s.uid_slot,
-		 s.generation);
-	return sbx_exec_connect(sock);
+	return sandboxes_agent_connect(req, s.uid_slot, s.generation);
 }
 
 int
@@ -45,8 +42,16 @@ sandboxes_env_apply(struct api_req *req, const char *id, json_t *vars)
 	int r, conn;
 
 	r = env_sandbox_update(req->conf->state_dir, id, vars);
-	if (r < 0)
-		return r;
+	if (r == -E2BIG)
+		return api_error(req, 413, "PAYLOAD_TOO_LARGE", NULL,
+				 "a sandbox keeps at most %d variables of at most %d bytes in all",
+				 ENV_SANDBOX_MAX, ENV_SANDBOX_BYTES);
+	if (r < 0) {
+		log_error("req %s: sandbox %s: saving its variables: %s", req->id, id,
+			  strerror(-r));
+		return api_error(req, 500, "INTERNAL_ERROR", NULL,
+				 "the sandbox's variables could not be saved: %s", strerror(-r));
+	}
 	/* Sessions that have an environment of their own get the change too;
 	 * new ones start from the file. */
 	conn = connect_if_running(req, id);
@@ -120,17 +125,7 @@ post_env(struct api_req *req, const char *id)
 	}
 	r = sandboxes_env_apply(req, id, vars);
 	json_decref(root);
-	if (r == -E2BIG)
-		return api_error(req, 413, "PAYLOAD_TOO_LARGE", NULL,
-				 "a sandbox keeps at most %d variables of at most %d bytes in all",
-				 ENV_SANDBOX_MAX, ENV_SANDBOX_BYTES);
-	if (r < 0) {
-		log_error("req %s: sandbox %s: saving its variables: %s", req->id, id,
-			  strerror(-r));
-		return api_error(req, 500, "INTERNAL_ERROR", NULL,
-				 "the variables could not be saved: %s", strerror(-r));
-	}
-	return api_send_json(req, 200, api_ok());
+	return r ? r : api_send_json(req, 200, api_ok());
 }
 
 /* Runs one session request against sandbox id's agent (waking it).  0 with
@@ -323,15 +318,16 @@ ping(struct api_req *req, const char *id)
 	if (from_master || e < 0)
 		return sandboxes_agent_error(req, id, from_master, e);
 	close(conn);
-	return api_send_json(req, 200,
-			     sandboxes_ok(json_pack("{s:s, s:s}", "status", "healthy", "message",
-						    "pong")));
+	return api_send_json(
+		req, 200,
+		sandboxes_ok(json_pack("{s:s, s:s}", "status", "healthy", "message", "pong")));
 }
 
 static int
 version(struct api_req *req)
 {
-	return api_send_json(req, 200, sandboxes_ok(json_pack("{s:s}", "version", PACKAGE_VERSION)));
+	return api_send_json(req, 200,
+			     sandboxes_ok(json_pack("{s:s}", "version", PACKAGE_VERSION)));
 }
 
 int

@@ -6,9 +6,7 @@ and HOME a scratch directory.  No sandboxd involved: `ctx` is ignored.
 The harness (reading fd 1/2/3 with poll() and deadlines, fd 1/2 drained
 before fd 3 is read, every event checked) is the Python driver test's: only
 the process differs.  Nothing waits a fixed time: a cell that must be running
-is known to be by what it printed.
-
-Run alone: python3 tests/interpreter/test_javascript_driver.py [PATTERN]"""
+is known to be by what it printed."""
 import fcntl
 import importlib.util
 import json
@@ -537,21 +535,3 @@ def test_js_huge_result_is_cut_to_fit_one_line(ctx):
         assert len(text) < 2 << 20 and "truncated" in text[-100:], text[-100:]
         d.ping()
 
-
-if __name__ == "__main__":
-    pattern = sys.argv[1] if len(sys.argv) > 1 else ""
-    passed = failed = 0
-    for name, fn in sorted(globals().items()):
-        if name.startswith("test_") and callable(fn) and re.search(pattern, name):
-            t0 = time.monotonic()
-            try:
-                fn(None)
-            except Exception:
-                import traceback
-                failed += 1
-                print("FAIL %s\n%s" % (name, traceback.format_exc()), flush=True)
-            else:
-                passed += 1
-                print("ok   %s (%.2fs)" % (name, time.monotonic() - t0), flush=True)
-    print("%d passed, %d failed" % (passed, failed))
-    sys.exit(1 if failed else 0)

@@ -6,9 +6,7 @@ and HOME a scratch directory.  No sandboxd involved: `ctx` is ignored.
 The harness reads fd 1/2/3 together with poll() and a deadline, and drains
 fd 1/2 before it reads fd 3, as the C parent will, so a result's place in the
 output is checked.  Every event line must be a JSON object; nothing waits a
-fixed time: a cell that must be running is known to be by what it printed.
-
-Run alone: python3 tests/interpreter/test_python_driver.py [PATTERN]"""
+fixed time: a cell that must be running is known to be by what it printed."""
 import atexit
 import base64
 import fcntl
@@ -731,21 +729,3 @@ def test_huge_result_is_cut_to_fit_one_line(ctx):
         assert "truncated" in r1["data"]["text/plain"][-100:]
         d.ping()
 
-
-if __name__ == "__main__":
-    pattern = sys.argv[1] if len(sys.argv) > 1 else ""
-    passed = failed = 0
-    for name, fn in sorted(globals().items()):
-        if name.startswith("test_") and callable(fn) and re.search(pattern, name):
-            t0 = time.monotonic()
-            try:
-                fn(None)
-            except Exception:
-                import traceback
-                failed += 1
-                print("FAIL %s\n%s" % (name, traceback.format_exc()), flush=True)
-            else:
-                passed += 1
-                print("ok   %s (%.2fs)" % (name, time.monotonic() - t0), flush=True)
-    print("%d passed, %d failed" % (passed, failed))
-    sys.exit(1 if failed else 0)
