@@ -98,6 +98,7 @@ up() {
 
 	SANDBOXD_SOCKET="$dev/run/fcgi.sock" SANDBOXD_STATE_DIR="$dev/state" \
 		SANDBOXD_AGENT="$build/sandbox-core/agent/sandbox-agent" \
+		SANDBOXD_DRIVERS_DIR="$here/drivers" \
 		SANDBOXD_SOCKET_GROUP=www-data \
 		"$build/fcgi-app/sandboxd" -c "${SANDBOXD_CONF:-/dev/null}" &
 	sandboxd_pid=$!

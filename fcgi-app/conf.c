@@ -16,6 +16,9 @@
 
 #include "conf.h"
 
+#ifndef SANDBOXD_DRIVERS_DIR
+#define SANDBOXD_DRIVERS_DIR "/usr/local/share/sandboxd/drivers"
+#endif
 #ifndef SANDBOXD_AGENT_PATH
 #define SANDBOXD_AGENT_PATH "/usr/local/libexec/sandboxd/sandbox-agent"
 #endif
@@ -41,6 +44,7 @@ static const struct conf_key keys[] = {
 	K("user", T_STR, user, 0, 0),
 	K("state_dir", T_STR, state_dir, 0, 0),
 	K("agent", T_STR, agent, 0, 0),
+	K("drivers_dir", T_STR, drivers_dir, 0, 0),
 	K("cgroup_root", T_STR, cgroup_root, 0, 0),
 	K("workers", T_U32, workers, 1, 256),
 	K("uid_base", T_U32, uid_base, 65536, 3000000000u),
@@ -59,6 +63,8 @@ static const struct conf_key keys[] = {
 	K("cpu_millis", T_U32, cpu_millis, 10, 1024000),
 	K("tmp_mb", T_U64, tmp_mb, 1, 1ull << 20),
 	K("workspace_mb", T_U64, workspace_mb, 1, 1ull << 24),
+	K("context_idle_s", T_U32, context_idle_s, 0, 30 * 86400),
+	K("cell_output_max_bytes", T_U64, cell_output_max_bytes, 4096, 1ull << 30),
 	K("log_debug", T_U32, log_debug, 0, 1),
 };
 #undef K
@@ -92,13 +98,17 @@ conf_defaults(struct conf *c)
 		.cpu_millis = 1000,
 		.tmp_mb = 256,
 		.workspace_mb = 1024,
+		.context_idle_s = 1800,
+		.cell_output_max_bytes = 16ull << 20,
 	};
 	c->socket = strdup("/run/sandboxd/fcgi.sock");
 	c->state_dir = strdup("/var/lib/sandboxd");
 	c->agent = strdup(SANDBOXD_AGENT_PATH);
+	c->drivers_dir = strdup(SANDBOXD_DRIVERS_DIR);
 	c->user = strdup("sandboxd");
 	c->socket_group = strdup("www-data");
-	if (!c->socket || !c->state_dir || !c->user || !c->socket_group || !c->agent) {
+	if (!c->socket || !c->state_dir || !c->user || !c->socket_group || !c->agent ||
+	    !c->drivers_dir) {
 		conf_free(c);
 		return -ENOMEM;
 	}
@@ -374,6 +384,8 @@ conf_check(const struct conf *c, char *errbuf, size_t errlen)
 			    "cgroup_root: a path from the hierarchy's root, starting with '/'");
 	if (!c->agent || c->agent[0] != '/')
 		return fail(errbuf, errlen, "agent: an absolute path is required");
+	if (!c->drivers_dir || c->drivers_dir[0] != '/')
+		return fail(errbuf, errlen, "drivers_dir: an absolute path is required");
 	if (!c->state_dir || c->state_dir[0] != '/')
 		return fail(errbuf, errlen, "state_dir: an absolute path is required");
 	return 0;

@@ -16,6 +16,7 @@ struct conf {
 	char *socket_group;		   /* group that may connect (nginx's), default www-data */
 	char *user;			   /* unprivileged user the workers run as */
 	char *agent;			   /* the sandbox-agent binary */
+	char *drivers_dir;		   /* the code interpreter's drivers (python/, javascript/) */
 	char *state_dir;		   /* sandboxd's state directory */
 	char *cgroup_root;		   /* NULL: "sandboxd-<hash of state_dir>" beside our own */
 	uint32_t workers;		   /* FastCGI worker processes, 1..256 */
@@ -34,6 +35,8 @@ struct conf {
 	uint32_t cpu_millis;	      /* per sandbox, thousandths of a CPU */
 	uint64_t tmp_mb;	      /* /tmp size */
 	uint64_t workspace_mb;	      /* /workspace size */
+	uint32_t context_idle_s;      /* a code context unused this long is stopped; 0 never */
+	uint64_t cell_output_max_bytes; /* what one cell may send: output, results, errors */
 	uint32_t log_debug;	      /* 1: debug logging */
 };
 

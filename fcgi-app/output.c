@@ -185,6 +185,12 @@ output_pump(struct output *o, int sock, uint64_t give_up_ms, int (*on_sock)(void
 	return 0;
 }
 
+int
+output_read(struct output *o, int stream)
+{
+	return stream == 1 ? drain(o, o->out_r, &o->out, 1) : drain(o, o->err_r, &o->err, 2);
+}
+
 void
 output_close(struct output *o)
 {

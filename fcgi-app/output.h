@@ -55,6 +55,10 @@ void output_handed(struct output *o);
 int output_pump(struct output *o, int sock, uint64_t give_up_ms, int (*on_sock)(void *ctx),
 		void *ctx);
 
+/* Reads what stream (1: out_r, 2: err_r) holds now, as output_pump()
+ * does; at its end sets eof.  0 or a negative errno. */
+int output_read(struct output *o, int stream);
+
 /* Closes every fd and frees the buffers. */
 void output_close(struct output *o);
 

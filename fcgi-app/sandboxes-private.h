@@ -73,5 +73,6 @@ int sandboxes_only(struct api_req *req, const char *methods);
  * returns the HTTP status sent, or 0 when rest is not one of its routes. */
 int sessions_route(struct api_req *req, const char *id, const char *rest);
 int files_route(struct api_req *req, const char *id, const char *rest);
+int contexts_route(struct api_req *req, const char *id, const char *rest);
 
 #endif

@@ -964,6 +964,8 @@ sandboxes_route(struct api_req *req)
 	status = sessions_route(req, id, rest);
 	if (!status)
 		status = files_route(req, id, rest);
+	if (!status)
+		status = contexts_route(req, id, rest);
 	if (status)
 		return status;
 	return api_error(req, 404, "NOT_FOUND", json_pack("{s:s}", "path", req->path),

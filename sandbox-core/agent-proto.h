@@ -179,6 +179,66 @@ struct file_done {
 	uint64_t count; /* READ: bytes sent; WRITE: bytes written; LIST: entries sent */
 };
 
+/* ---- code-interpreter contexts ---- */
+
+#define CTX_MAGIC 0x53425843u /* "SBXC" */
+#define CTX_LANGUAGE_MAX 16
+
+enum ctx_op {
+	CTX_CREATE = 1, /* id, language, cwd, argc + envc strings and the driver's
+			 * source as a sealed memfd (one NUL-terminated string,
+			 * the driver's last argument): answered once the driver
+			 * says it is ready, or failed */
+	CTX_EXEC,	/* id, timeout_ms: answered with the driver's pipes once
+			 * the context is free (see below) */
+	CTX_DELETE,	/* id: kills the driver and what it runs */
+	CTX_LIST,
+};
+
+/* A request about contexts: this header, then argc + envc strings (CREATE). */
+struct ctx_req {
+	uint32_t magic; /* CTX_MAGIC */
+	uint32_t op;	/* enum ctx_op */
+	uint32_t argc;	/* CREATE: 1..8, the driver's argv before its source */
+	uint32_t envc;	/* CREATE: 0..SBX_ARGS_MAX */
+	uint32_t timeout_ms; /* CREATE: ready by then; EXEC: the cell's, 0 none */
+	uint32_t idle_s;     /* CREATE: stopped after this long unused, 0 never */
+	char id[SBX_CONTEXT_ID_MAX + 1];
+	char language[CTX_LANGUAGE_MAX];
+	char cwd[EXEC_CWD_MAX]; /* CREATE: absolute */
+};
+
+#define CTX_DETAIL_MAX SBX_CONTEXT_DETAIL_MAX
+
+/*
+ * The answer.  For EXEC with err 0 it carries four fds, the context's until
+ * the cell ends: the read ends of the driver's stdout, stderr and events
+ * pipes and the write end of its requests pipe; the worker writes the
+ * request, reads until the driver's "end" event, then sends CTX_DONE (one
+ * byte) and closes.  A hang-up without CTX_DONE interrupts the cell.  While
+ * the cell runs, the agent may send struct ctx_note on the connection.
+ * For LIST, count struct sbx_context_info follow.
+ */
+struct ctx_reply {
+	uint32_t magic; /* CTX_MAGIC */
+	int32_t err;	/* 0, EEXIST, ENOENT, EUSERS, EINVAL, ETIMEDOUT, ENOEXEC, EBADMSG */
+	uint32_t count;
+	uint32_t restarted; /* EXEC: enum sbx_context_down, why the driver was started
+			     * anew since the context was last used, or 0 */
+	int32_t wstatus;    /* with SBX_CONTEXT_DIED: how the old driver ended */
+	uint32_t idle_s;    /* with SBX_CONTEXT_REAPED: after how long */
+	char detail[CTX_DETAIL_MAX]; /* ENOEXEC: what the driver said, or the step that failed */
+};
+
+#define CTX_DONE 'D'
+
+struct ctx_note {
+	uint32_t magic; /* CTX_MAGIC */
+	uint32_t kind;	/* enum sbx_cell_note_kind */
+	int32_t wstatus;
+	uint32_t pad;
+};
+
 /*
  * Closes every fd from 3 up but the n in keep (entries below 3, -1 for
  * none, are ignored), with one close_range() per gap: what contain() keeps

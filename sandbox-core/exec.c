@@ -226,3 +226,174 @@ sbx_file_meta_check(const struct sbx_file_meta *m)
 	return m->magic == FILE_MAGIC && m->err >= 0 && m->info.type <= SBX_FILE_OTHER ? 0
 										       : -EBADMSG;
 }
+
+/* ---- code-interpreter contexts ---- */
+
+/* Sends a context request with id (may be NULL) and no strings. */
+static int
+ctx_send(int conn, uint32_t op, const char *id, uint32_t timeout_ms)
+{
+	struct ctx_req r = { .magic = CTX_MAGIC, .op = op, .timeout_ms = timeout_ms };
+
+	if (id) {
+		if (strlen(id) >= sizeof(r.id))
+			return -EINVAL;
+		memcpy(r.id, id, strlen(id) + 1);
+	}
+	return sbx_send_fds(conn, &r, sizeof(r), NULL, 0);
+}
+
+/* Checks a reply; copies its detail.  -err of the reply, 0, or -EBADMSG. */
+static int
+ctx_reply_check(struct ctx_reply *r, ssize_t n, size_t want, char *detail, size_t detail_size)
+{
+	if (n < 0)
+		return (int)n;
+	if ((size_t)n < sizeof(*r) || r->magic != CTX_MAGIC)
+		return -EBADMSG;
+	r->detail[sizeof(r->detail) - 1] = '\0';
+	if (detail && detail_size) {
+		size_t len = strlen(r->detail);
+
+		if (len >= detail_size)
+			len = detail_size - 1;
+		memcpy(detail, r->detail, len);
+		detail[len] = '\0';
+	}
+	if (r->err)
+		return r->err > 0 ? -r->err : -EBADMSG;
+	return (size_t)n == want ? 0 : -EBADMSG;
+}
+
+int
+sbx_context_create(int conn, const struct sbx_context_spec *s, char *detail, size_t detail_size)
+{
+	static char buf[EXEC_MAX];
+	struct ctx_req h = { .magic = CTX_MAGIC,
+			     .op = CTX_CREATE,
+			     .timeout_ms = s->start_timeout_ms,
+			     .idle_s = s->idle_s };
+	struct ctx_reply r;
+	const char *cwd = s->cwd ? s->cwd : "/workspace";
+	size_t off = sizeof(h);
+	int e;
+
+	if (detail && detail_size)
+		detail[0] = '\0';
+	if (!s->id || strlen(s->id) >= sizeof(h.id) || !s->language ||
+	    strlen(s->language) >= sizeof(h.language) || cwd[0] != '/' ||
+	    strlen(cwd) >= sizeof(h.cwd) || !s->argv || !s->argv[0] || s->argv[0][0] != '/' ||
+	    s->source_fd < 0)
+		return -EINVAL;
+	memcpy(h.id, s->id, strlen(s->id) + 1);
+	memcpy(h.language, s->language, strlen(s->language) + 1);
+	memcpy(h.cwd, cwd, strlen(cwd) + 1);
+	if ((e = pack(buf, &off, s->argv, &h.argc)) < 0 ||
+	    (e = pack(buf, &off, s->envp, &h.envc)) < 0)
+		return e;
+	memcpy(buf, &h, sizeof(h));
+	e = sbx_send_fds(conn, buf, off, &s->source_fd, 1);
+	if (e < 0)
+		return e;
+	return ctx_reply_check(&r, recv_answer(conn, &r, sizeof(r)), sizeof(r), detail,
+			       detail_size);
+}
+
+int
+sbx_context_delete(int conn, const char *id)
+{
+	struct ctx_reply r;
+	int e = ctx_send(conn, CTX_DELETE, id, 0);
+
+	if (e < 0)
+		return e;
+	return ctx_reply_check(&r, recv_answer(conn, &r, sizeof(r)), sizeof(r), NULL, 0);
+}
+
+int
+sbx_context_list(int conn, struct sbx_context_info *ret, unsigned max, unsigned *ret_count)
+{
+	static struct {
+		struct ctx_reply r;
+		struct sbx_context_info info[SBX_CONTEXTS_MAX];
+	} in;
+	ssize_t n;
+	int e = ctx_send(conn, CTX_LIST, NULL, 0);
+
+	if (e < 0)
+		return e;
+	n = recv_answer(conn, &in, sizeof(in));
+	if (n >= (ssize_t)sizeof(in.r) && in.r.count > SBX_CONTEXTS_MAX)
+		return -EBADMSG;
+	e = ctx_reply_check(&in.r, n, n < 0 ? 0 : sizeof(in.r) + in.r.count * sizeof(in.info[0]),
+			    NULL, 0);
+	if (e < 0)
+		return e;
+	for (unsigned i = 0; i < in.r.count && i < max; i++) {
+		ret[i] = in.info[i];
+		ret[i].id[sizeof(ret[i].id) - 1] = '\0';
+		ret[i].language[sizeof(ret[i].language) - 1] = '\0';
+		ret[i].cwd[sizeof(ret[i].cwd) - 1] = '\0';
+	}
+	*ret_count = in.r.count < max ? in.r.count : max;
+	return 0;
+}
+
+int
+sbx_cell_send(int conn, const char *id, uint32_t timeout_ms)
+{
+	return ctx_send(conn, CTX_EXEC, id, timeout_ms);
+}
+
+int
+sbx_cell_recv(int conn, struct sbx_cell *ret, char *detail, size_t detail_size)
+{
+	struct ctx_reply r;
+	int fds[4];
+	unsigned nfds = 0;
+	ssize_t n = sbx_recv_fds(conn, &r, sizeof(r), fds, 4, &nfds);
+	int e;
+
+	if (n == 0)
+		n = -EPIPE;
+	e = ctx_reply_check(&r, n, sizeof(r), detail, detail_size);
+	if (e == 0 && nfds != 4)
+		e = -EBADMSG;
+	if (e < 0) {
+		for (unsigned i = 0; i < nfds; i++)
+			close(fds[i]);
+		return e;
+	}
+	*ret = (struct sbx_cell){ .out = fds[0],
+				  .err = fds[1],
+				  .events = fds[2],
+				  .requests = fds[3],
+				  .restarted = r.restarted,
+				  .wstatus = r.wstatus,
+				  .idle_s = r.idle_s };
+	return 0;
+}
+
+int
+sbx_cell_note(int conn, uint32_t *kind, int *wstatus)
+{
+	struct ctx_note n;
+	ssize_t r = recv_answer(conn, &n, sizeof(n));
+
+	if (r < 0)
+		return (int)r;
+	if (r != (ssize_t)sizeof(n) || n.magic != CTX_MAGIC || n.kind < SBX_CELL_INTERRUPTED ||
+	    n.kind > SBX_CELL_DELETED)
+		return -EBADMSG;
+	*kind = n.kind;
+	*wstatus = n.wstatus;
+	return 0;
+}
+
+int
+sbx_cell_done(int conn)
+{
+	char b = CTX_DONE;
+
+	return send(conn, &b, 1, MSG_NOSIGNAL) == 1 ? 0 : -errno;
+}

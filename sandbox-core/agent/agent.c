@@ -47,18 +47,6 @@
 #include "agent.h"
 #include "sandbox-fd.h"
 
-/* A program once received: pointers into msgbuf. */
-struct program {
-	const char *argv[SBX_ARGS_MAX + 5];
-	const char *envp[2 * SBX_ARGS_MAX + 1];
-	char code_path[sizeof(((struct go_hdr *)0)->code_path)];
-	char cwd[EXEC_CWD_MAX];
-	bool cwd_fallback; /* a session's cwd that may be gone: then /workspace */
-	const char *path;  /* what to execute, when not argv[0] */
-	int stdin_fd, stdout_fd, stderr_fd, code_fd;
-	int state_fd; /* a session's: the shell leaves its state there */
-};
-
 #define STATIC_BASH "/usr/bin/bash-static"
 
 #define MSG_MAX (EXEC_MAX > GO_MAX ? EXEC_MAX : GO_MAX)
@@ -209,7 +197,8 @@ receive_program(struct program *p)
 	p->code_fd = h.flags & GO_HAS_CODE ? fds[want - 1] : -1;
 	p->cwd[0] = '\0';
 	p->cwd_fallback = false;
-	p->state_fd = -1;
+	p->n_extra = 0;
+	p->forward_sigint = false;
 	if (p->code_fd >= 0) {
 		memcpy(p->code_path, h.code_path, sizeof(p->code_path));
 		p->code_path[sizeof(p->code_path) - 1] = '\0';
@@ -283,19 +272,6 @@ become_user(void)
 	return SBX_STEP_NONE;
 }
 
-/* Closes every fd from 3 up but keep (which may be -1). */
-static void
-close_all_but(int keep)
-{
-	if (keep < 3) {
-		syscall(SYS_close_range, 3, ~0u, 0);
-		return;
-	}
-	if (keep > 3)
-		syscall(SYS_close_range, 3, keep - 1, 0);
-	syscall(SYS_close_range, keep + 1, ~0u, 0);
-}
-
 /* The program's side of the fork: the last containment steps, then execve(). */
 static _Noreturn void
 exec_program(const struct program *p)
@@ -311,19 +287,21 @@ exec_program(const struct program *p)
 	 * and 0-5 are taken. */
 	if (dup2(in, 0) < 0 || dup2(p->stdout_fd, 1) < 0 || dup2(p->stderr_fd, 2) < 0)
 		fail(SBX_STEP_STDIO);
-	/* Only 0-2 (and a session's state fd) reach the program; the report pipe
-	 * is CLOEXEC and goes at execve. */
-	if (p->state_fd >= 0) {
-		/* dup2() onto itself would keep close-on-exec. */
-		if (p->state_fd == AGENT_STATE_FD ? fcntl(p->state_fd, F_SETFD, 0) < 0
-						  : dup2(p->state_fd, AGENT_STATE_FD) < 0)
-			fail(SBX_STEP_STDIO);
-		if (report_fd > 3)
-			syscall(SYS_close_range, 3, report_fd - 1, 0);
-		syscall(SYS_close_range, report_fd + 1, AGENT_STATE_FD - 1, 0);
-		syscall(SYS_close_range, AGENT_STATE_FD + 1, ~0u, 0);
-	} else {
-		close_all_but(report_fd);
+	/* Only 0-2 and the extra fds (a session's state fd, a driver's protocol
+	 * pipes) reach the program; the report pipe is CLOEXEC and goes at
+	 * execve.  No extra fd sits where another one goes (see agent.h). */
+	{
+		int keep[1 + PROGRAM_EXTRA_MAX] = { report_fd };
+
+		for (int i = 0; i < p->n_extra; i++) {
+			/* dup2() onto itself would keep close-on-exec. */
+			if (p->extra_fd[i] == p->extra_to[i]
+				    ? fcntl(p->extra_fd[i], F_SETFD, 0) < 0
+				    : dup2(p->extra_fd[i], p->extra_to[i]) < 0)
+				fail(SBX_STEP_STDIO);
+			keep[1 + i] = p->extra_to[i];
+		}
+		agent_close_except(keep, 1 + p->n_extra);
 	}
 	{
 		/* The agent blocks SIGCHLD for its signalfd; the mask survives execve. */
@@ -343,13 +321,26 @@ exec_program(const struct program *p)
 	fail(SBX_STEP_EXEC);
 }
 
+/* Drops every capability, or all but CAP_KILL (an init that forwards SIGINT
+ * to a program of another uid; it sees no process but its own tree). */
 static int
-drop_caps(void)
+drop_caps(bool keep_kill)
 {
 	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
 	struct __user_cap_data_struct data[2] = { { 0 } };
 
+	if (keep_kill)
+		data[0].effective = data[0].permitted = 1u << CAP_KILL;
 	return (int)syscall(SYS_capset, &hdr, data);
+}
+
+static volatile pid_t sigint_target;
+
+static void
+forward_sigint(int sig)
+{
+	if (sigint_target > 0)
+		kill(sigint_target, sig);
 }
 
 /*
@@ -364,7 +355,7 @@ program_main(void *p)
 	exec_program(p);
 }
 
-static _Noreturn void
+_Noreturn void
 run_as_init(struct program *p)
 {
 	/* The program's side runs on a stack of its own in our memory, and we
@@ -377,13 +368,27 @@ run_as_init(struct program *p)
 
 	if (program < 0)
 		fail(SBX_STEP_FORK);
+	if (p->forward_sigint) {
+		/* pid 1 of a namespace gets from outside only the signals it
+		 * handles: SIGINT is the driver's interrupt. */
+		struct sigaction sa = { .sa_handler = forward_sigint, .sa_flags = SA_RESTART };
+		sigset_t intr;
+
+		sigint_target = program;
+		sigaction(SIGINT, &sa, NULL);
+		sigemptyset(&intr);
+		sigaddset(&intr, SIGINT);
+		sigprocmask(SIG_UNBLOCK, &intr, NULL);
+	}
 	close(p->stdout_fd);
 	close(p->stderr_fd);
 	if (p->stdin_fd >= 0)
 		close(p->stdin_fd);
 	if (p->code_fd >= 0)
 		close(p->code_fd);
-	if (drop_caps() < 0 || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+	for (int i = 0; i < p->n_extra; i++)
+		close(p->extra_fd[i]);
+	if (drop_caps(p->forward_sigint) < 0 || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		fail(SBX_STEP_CAPS);
 	for (;;) {
 		int st;
@@ -434,7 +439,7 @@ static struct cmd cmds[MAX_CMDS];
 static struct program prog;
 static bool have_static_bash; /* looked for once: /usr is read-only */
 
-static uint64_t
+uint64_t
 now_ns(void)
 {
 	struct timespec ts;
@@ -529,7 +534,7 @@ static bool proc_ro_there[sizeof(proc_ro) / sizeof(proc_ro[0])]; /* looked for o
  * tools such as ps must find themselves in /proc.  The kernel knobs stay
  * read-only, as in the sandbox's own /proc.
  */
-static int
+int
 command_proc(void)
 {
 	if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
@@ -558,7 +563,8 @@ start_command(struct cmd *c, struct program *p)
 	if (pid == 0) {
 		/* The command's init.  Nothing of the agent's but the command's own fds
 		 * and its report pipe. */
-		int keep[5] = { p->stdout_fd, p->stderr_fd, p->stdin_fd, st[1], p->state_fd };
+		int keep[5] = { p->stdout_fd, p->stderr_fd, p->stdin_fd, st[1],
+				p->n_extra ? p->extra_fd[0] : -1 };
 
 		report_fd = st[1];
 		agent_close_except(keep, 5);
@@ -608,7 +614,8 @@ start_exec(struct cmd *c)
 	p->stderr_fd = fds[1];
 	p->stdin_fd = h.flags & GO_HAS_STDIN ? fds[2] : -1;
 	p->code_fd = -1;
-	p->state_fd = -1;
+	p->n_extra = 0;
+	p->forward_sigint = false;
 	p->cwd_fallback = false;
 	p->path = NULL;
 	memcpy(p->cwd, h.cwd, sizeof(p->cwd));
@@ -654,13 +661,16 @@ start_exec(struct cmd *c)
 		start_command(c, p);
 		return;
 	}
-	c->state_fd = p->state_fd = memfd_create("session", MFD_CLOEXEC);
+	c->state_fd = memfd_create("session", MFD_CLOEXEC);
 	if (c->state_fd < 0) {
 		session_end(c->session, -1);
 		close_program_fds(p);
 		refuse(c, SBX_STEP_FORK, errno);
 		return;
 	}
+	p->extra_fd[0] = c->state_fd;
+	p->extra_to[0] = AGENT_STATE_FD;
+	p->n_extra = 1;
 	session_set_running(c->session, (int)(c - cmds));
 	start_command(c, p);
 	return;
@@ -868,6 +878,13 @@ intake(struct cmd *c)
 		start_file(c);
 		return;
 	}
+	if (h.magic == CTX_MAGIC) {
+		/* context.c's from here on. */
+		ctx_accept(c->conn);
+		c->conn = -1;
+		end_cmd(c);
+		return;
+	}
 	if (h.magic == EXEC_MAGIC && n == (ssize_t)sizeof(h.e) && (h.e.flags & EXEC_SESSION)) {
 		h.e.session[sizeof(h.e.session) - 1] = '\0';
 		c->session = h.e.session[0] ? session_get(h.e.session) : -1;
@@ -925,7 +942,7 @@ rename_sandbox(const char *name)
 static _Noreturn void
 serve(void)
 {
-	static struct pollfd pfd[3 + 2 * MAX_CMDS];
+	static struct pollfd pfd[3 + 2 * MAX_CMDS + CTX_POLL_MAX];
 	uint64_t seq = 0;
 	sigset_t mask;
 	int sigfd;
@@ -965,7 +982,7 @@ serve(void)
 
 	for (;;) {
 		uint64_t now = now_ns(), next = UINT64_MAX;
-		int n = 0, nfree = 0, timeout;
+		int n = 0, nfree = 0, nctx, timeout;
 
 		pfd[n++] = (struct pollfd){ sigfd, POLLIN, 0 };
 		pfd[n++] = (struct pollfd){ ctl_open ? AGENT_FD_CTL : -1, POLLIN, 0 };
@@ -994,7 +1011,11 @@ serve(void)
 			pfd[n++] = (struct pollfd){ c->state == CMD_RUNNING ? c->status_r : -1,
 						    POLLIN, 0 };
 		}
-		timeout = next == UINT64_MAX ? -1 : (int)((next - now) / 1000000) + 1;
+		nctx = n;
+		n += ctx_fill(pfd + n, now, &next);
+		timeout = next == UINT64_MAX ? -1
+			  : next <= now	     ? 0
+					     : (int)((next - now) / 1000000) + 1;
 		if (poll(pfd, (nfds_t)n, timeout) < 0 && errno != EINTR)
 			fail(SBX_STEP_PROGRAM);
 
@@ -1007,10 +1028,12 @@ serve(void)
 
 			/* Reap the inits and children; their report pipes say the rest.
 			 * A reaped pid is never signalled again. */
-			while ((pid = waitpid(-1, NULL, WNOHANG | __WALL)) > 0)
+			while ((pid = waitpid(-1, NULL, WNOHANG | __WALL)) > 0) {
 				for (int i = 0; i < MAX_CMDS; i++)
 					if (cmds[i].state == CMD_RUNNING && cmds[i].init == pid)
 						cmds[i].reaped = true;
+				ctx_reaped(pid);
+			}
 		}
 		if (pfd[1].revents) {
 			struct host_msg hm;
@@ -1022,6 +1045,8 @@ serve(void)
 			else if (r <= 0)
 				ctl_open = false; /* the parent is gone, or never speaks */
 		}
+		/* Before the requests, which may change what the contexts polled for. */
+		ctx_handle(pfd + nctx, n - nctx, now_ns());
 		for (int i = 0; i < MAX_CMDS; i++) {
 			struct cmd *c = &cmds[i];
 			short conn_ev, st_ev;

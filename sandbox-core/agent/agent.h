@@ -5,9 +5,30 @@
 #define SANDBOX_AGENT_H
 
 #include <stdbool.h>
+#include <poll.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "../agent-proto.h"
+
+#define PROGRAM_EXTRA_MAX 2
+
+/* A program to run: argv and envp point into a message buffer. */
+struct program {
+	const char *argv[SBX_ARGS_MAX + 5];
+	const char *envp[2 * SBX_ARGS_MAX + 1];
+	char code_path[sizeof(((struct go_hdr *)0)->code_path)];
+	char cwd[EXEC_CWD_MAX];
+	bool cwd_fallback; /* a session's cwd that may be gone: then /workspace */
+	const char *path;  /* what to execute, when not argv[0] */
+	int stdin_fd, stdout_fd, stderr_fd, code_fd;
+	/* Fds the program gets at other numbers than 0-2: extra_fd[i] becomes
+	 * extra_to[i] (a session's state fd, a driver's protocol pipes).  No
+	 * extra_fd may sit where another extra_to (or report_fd) goes. */
+	int extra_fd[PROGRAM_EXTRA_MAX], extra_to[PROGRAM_EXTRA_MAX];
+	int n_extra;
+	bool forward_sigint; /* its init passes SIGINT on (and keeps CAP_KILL for it) */
+};
 
 /* Where fail() reports: the sandbox's report pipe, or a command's own pipe. */
 extern int report_fd;
@@ -21,6 +42,37 @@ _Noreturn void fail(enum sbx_step step);
  * Returns SBX_STEP_NONE, or the step that failed (errno set).
  */
 enum sbx_step become_user(void);
+
+/* CLOCK_MONOTONIC in nanoseconds. */
+uint64_t now_ns(void);
+
+/* Mounts a command's own /proc (it is pid 1 of a new pid namespace). */
+int command_proc(void);
+
+/*
+ * Forks the program and stays as its init: reaps everything its pid
+ * namespace hands it until the program ends, writes the program's status to
+ * report_fd and exits (and the kernel kills what is left in the namespace).
+ */
+_Noreturn void run_as_init(struct program *p);
+
+/* ---- context.c ---- */
+
+/* Takes a connection whose request is about contexts (CTX_MAGIC): it is
+ * context.c's from now on, answered now or later. */
+void ctx_accept(int conn);
+
+/* Adds what the contexts wait for to pfd (room for CTX_POLL_MAX) and lowers
+ * *next (CLOCK_MONOTONIC ns) to their next deadline.  The number added. */
+#define CTX_POLL_MAX 160
+int ctx_fill(struct pollfd *pfd, uint64_t now, uint64_t *next);
+
+/* Acts on the poll results of what ctx_fill() added, and on deadlines. */
+void ctx_handle(const struct pollfd *pfd, int n, uint64_t now);
+
+/* A child of the agent was reaped: if it was a context's init, its pid is
+ * never signalled again. */
+void ctx_reaped(pid_t pid);
 
 /* ---- session.c ---- */
 

@@ -154,4 +154,99 @@ int sbx_file_recv(int conn, struct sbx_file_result *ret);
 /* Checks the meta record a READ sends first.  0, or -EBADMSG. */
 int sbx_file_meta_check(const struct sbx_file_meta *m);
 
+/* ---- code-interpreter contexts ---- */
+
+#define SBX_CONTEXT_ID_MAX 63 /* bytes of a context's ID */
+#define SBX_CONTEXTS_MAX 16   /* contexts per sandbox */
+#define SBX_CONTEXT_DETAIL_MAX 512 /* bytes of what went wrong, with the NUL */
+
+/* A context: one long-lived driver process that runs cells, started by the
+ * agent under an init of its own, as a command is. */
+struct sbx_context_spec {
+	const char *id;		    /* 1..SBX_CONTEXT_ID_MAX of [A-Za-z0-9._-] */
+	const char *language;	    /* a name, kept for listings (< 16 bytes) */
+	const char *cwd;	    /* absolute; NULL: /workspace */
+	const char *const *argv;    /* the driver's argv, argv[0] absolute, before its source */
+	const char *const *envp;    /* the driver's environment */
+	int source_fd;		    /* a sealed memfd: the source, NUL-terminated */
+	uint32_t start_timeout_ms;  /* ready by then, or killed */
+	uint32_t idle_s;	    /* stopped after this long unused; 0: never */
+};
+
+/* Why a context's driver was started anew (it keeps its ID; state is lost). */
+enum sbx_context_down {
+	SBX_CONTEXT_UP = 0,
+	SBX_CONTEXT_REAPED,    /* stopped after idle_s unused */
+	SBX_CONTEXT_DIED,      /* its driver ended on its own (wstatus) */
+	SBX_CONTEXT_TIMED_OUT, /* killed: a cell ran past its timeout and the interrupt */
+};
+
+enum sbx_context_state {
+	SBX_CONTEXT_STARTING = 1,
+	SBX_CONTEXT_IDLE,
+	SBX_CONTEXT_BUSY, /* a cell runs */
+	SBX_CONTEXT_STOPPED, /* no driver: started again at its next cell */
+};
+
+struct sbx_context_info {
+	char id[SBX_CONTEXT_ID_MAX + 1];
+	char language[16];
+	char cwd[256];
+	uint32_t state; /* enum sbx_context_state */
+	uint32_t executions;
+	int64_t created_ms; /* CLOCK_REALTIME */
+	int64_t last_used_ms;
+};
+
+/*
+ * Creates a context on a fresh connection (which it closes) and waits until
+ * its driver is ready.  0, -EEXIST, -EUSERS (no room), -EINVAL, -E2BIG,
+ * -ETIMEDOUT (not ready in time), -ENOTDIR (it cannot run in cwd), -ENOEXEC
+ * (the driver failed to start), or a transport error; detail says why.
+ */
+int sbx_context_create(int conn, const struct sbx_context_spec *s, char *detail,
+		       size_t detail_size);
+
+/* Deletes context id (killing the cell it runs).  0, -ENOENT, or a transport error. */
+int sbx_context_delete(int conn, const char *id);
+
+/* Lists up to max contexts into ret.  0 with *ret_count, or a negative errno. */
+int sbx_context_list(int conn, struct sbx_context_info *ret, unsigned max, unsigned *ret_count);
+
+/*
+ * A cell: sbx_cell_send() asks for context id; the answer comes once the
+ * context is free (its previous cell ended, its driver started again), read
+ * by sbx_cell_recv() when conn is readable.  The cell then owns the
+ * driver's pipes: it writes one request line to requests, reads stdout,
+ * stderr and events (all non-blocking) until the driver's "end" event, and
+ * calls sbx_cell_done().  Closing conn without it interrupts the cell.
+ * Meanwhile the agent may say things on conn (sbx_cell_note()).
+ */
+struct sbx_cell {
+	int out, err, events, requests;
+	uint32_t restarted; /* enum sbx_context_down: since its last cell */
+	int wstatus;	    /* SBX_CONTEXT_DIED: how the old driver ended */
+	uint32_t idle_s;    /* SBX_CONTEXT_REAPED: after how long */
+};
+
+int sbx_cell_send(int conn, const char *id, uint32_t timeout_ms);
+
+/* 0 (the four fds are the caller's to close), -ENOENT, -ENOEXEC (the driver
+ * could not be started again: detail), -EPIPE, -EBADMSG. */
+int sbx_cell_recv(int conn, struct sbx_cell *ret, char *detail, size_t detail_size);
+
+enum sbx_cell_note_kind {
+	SBX_CELL_INTERRUPTED = 1, /* the timeout passed: SIGINT sent to the driver */
+	SBX_CELL_DIED,		  /* the driver ended (wstatus); the context restarts */
+	SBX_CELL_KILLED,	  /* killed after the interrupt did not end the cell */
+	SBX_CELL_DELETED,	  /* the context was deleted */
+};
+
+/* Reads one note (conn readable).  0 with *kind and *wstatus, -EPIPE when
+ * the agent hung up, -EBADMSG. */
+int sbx_cell_note(int conn, uint32_t *kind, int *wstatus);
+
+/* Says the cell is over (its "end" event was read).  0 or a negative errno. */
+int sbx_cell_done(int conn);
+
 #endif

@@ -95,6 +95,7 @@ class Stack:
             "SANDBOXD_SOCKET_GROUP": "www-data",
             "SANDBOXD_USER": "sandboxd",
             "SANDBOXD_AGENT": os.path.join(self.build_dir, "sandbox-core", "agent", "sandbox-agent"),
+            "SANDBOXD_DRIVERS_DIR": os.path.join(ROOT, "drivers"),
             # A variable of the service's own: it must never reach sandboxed code.
             "SANDBOXD_TEST_SECRET": "do-not-leak-7f3a",
         }
