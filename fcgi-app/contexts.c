@@ -407,6 +407,7 @@ struct cell {
 	uint32_t exec_id, timeout_ms;
 	uint64_t results_bytes, max;
 	bool truncated, ended, interrupted, timed_out, cancelled;
+	bool oom;      /* the kernel's OOM killer ran in the sandbox when it died */
 	uint32_t note; /* enum sbx_cell_note_kind, 0: none */
 	int wstatus;
 	char *line; /* the event line being read */
@@ -806,12 +807,13 @@ death_error(const struct cell *c)
 		name = "ContextDeleted";
 		break;
 	case SBX_CELL_DIED:
-		if (WIFSIGNALED(c->wstatus) && WTERMSIG(c->wstatus) == SIGKILL) {
+		if (c->oom) {
 			name = "OutOfMemoryError";
-			snprintf(msg, sizeof(msg),
-				 "the context's process was killed (SIGKILL), which in a sandbox "
-				 "means its memory limit was reached: the context restarts at its "
-				 "next cell, and its state (variables, imports) is lost");
+			snprintf(
+				msg, sizeof(msg),
+				"the context's process was killed by the out-of-memory killer: the "
+				"sandbox reached its memory limit.  The context restarts at its next "
+				"cell, and its state (variables, imports) is lost");
 		} else if (WIFSIGNALED(c->wstatus)) {
 			snprintf(msg, sizeof(msg),
 				 "the context's process was killed by signal %d: the context "
@@ -1089,6 +1091,15 @@ cell_go(struct api_req *req, const char *id, struct cell *c, const struct cell_a
 	if (e < 0) {
 		log_error("req %s: sandbox %s: a cell: %s", req->id, id, strerror(-e));
 		c->note = NOTE_STOPPED;
+	}
+	if (c->note == SBX_CELL_DIED && WIFSIGNALED(c->wstatus) &&
+	    WTERMSIG(c->wstatus) == SIGKILL) {
+		/* Killed, and not by sandboxd: the OOM killer, or the sandbox's own
+		 * code?  The master reads the cgroup's counter. */
+		struct wire_sbx_reply r;
+
+		c->oom = sandboxes_ask_master(req, WIRE_SBX_OOM, 0, id, 0, false, &r) == 0 &&
+			 r.status == 0 && r.oom_kills > 0;
 	}
 	c->truncated = c->truncated || c->o.out.truncated || c->o.err.truncated;
 	if (c->truncated)

@@ -119,12 +119,14 @@ user_uid(const struct master *m, uint32_t slot)
 }
 
 static void
-reply(struct master *m, int wi, uint32_t seq, int status, const struct sbx_slot *s, bool created)
+reply_oom(struct master *m, int wi, uint32_t seq, int status, const struct sbx_slot *s,
+	  bool created, uint32_t oom_kills)
 {
 	struct wire_sbx_reply r = { .hdr = { WIRE_VERSION, WIRE_SBX_REPLY, sizeof(r) },
 				    .seq = seq,
 				    .status = status,
-				    .created = created };
+				    .created = created,
+				    .oom_kills = oom_kills };
 
 	if (s) {
 		r.uid_slot = s->uid_slot;
@@ -132,6 +134,12 @@ reply(struct master *m, int wi, uint32_t seq, int status, const struct sbx_slot 
 	}
 	if (m->workers[wi].sock >= 0)
 		wire_send(m->workers[wi].sock, &r, sizeof(r), NULL, 0);
+}
+
+static void
+reply(struct master *m, int wi, uint32_t seq, int status, const struct sbx_slot *s, bool created)
+{
+	reply_oom(m, wi, seq, status, s, created, 0);
 }
 
 static struct sbx_limits
@@ -204,6 +212,7 @@ spawn_agent(struct master *m, int slot, uint32_t gen, const char *hostname, cons
 		return r;
 	}
 	run->state = state;
+	run->oom_seen = 0; /* a new cgroup */
 	run->worker = -1;
 	run->stopped = run->timed_out = false;
 	run->generation = gen;
@@ -875,6 +884,27 @@ destroy(struct master *m, int wi, const struct wire_sbx *req)
 	reply(m, wi, req->seq, 0, NULL, false);
 }
 
+/* How many processes of a running sandbox the kernel's OOM killer ended
+ * since the last time a worker asked (a code context's driver that died of
+ * SIGKILL: was it the OOM killer?). */
+static void
+oom_kills(struct master *m, int wi, const struct wire_sbx *req)
+{
+	int idx = sbx_table_find(m->table, req->id, strlen(req->id)), slot;
+	uint64_t count, fresh;
+
+	if (idx < 0 || (slot = entry_slot(m, sbx_table_slot(m->table, idx))) < 0 ||
+	    m->runs[slot].state != RUN_AGENT) {
+		reply(m, wi, req->seq, -ENOENT, NULL, false);
+		return;
+	}
+	count = sbx_oom_kills(m->host, &m->runs[slot].proc);
+	fresh = count > m->runs[slot].oom_seen ? count - m->runs[slot].oom_seen : 0;
+	m->runs[slot].oom_seen = count;
+	reply_oom(m, wi, req->seq, 0, NULL, false,
+		  fresh > UINT32_MAX ? UINT32_MAX : (uint32_t)fresh);
+}
+
 void
 persist_request(struct master *m, int wi, const struct wire_sbx *req)
 {
@@ -882,7 +912,8 @@ persist_request(struct master *m, int wi, const struct wire_sbx *req)
 		reply(m, wi, req->seq, -ESHUTDOWN, NULL, false);
 		return;
 	}
-	if (!id_safe(req->id) || (req->op != WIRE_SBX_ENSURE && req->op != WIRE_SBX_DESTROY)) {
+	if (!id_safe(req->id) || (req->op != WIRE_SBX_ENSURE && req->op != WIRE_SBX_DESTROY &&
+				  req->op != WIRE_SBX_OOM)) {
 		log_warn("worker %d: malformed sandbox request refused", (int)m->workers[wi].pid);
 		reply(m, wi, req->seq, -EINVAL, NULL, false);
 		return;
@@ -893,6 +924,8 @@ persist_request(struct master *m, int wi, const struct wire_sbx *req)
 	}
 	if (req->op == WIRE_SBX_ENSURE)
 		ensure(m, wi, req);
+	else if (req->op == WIRE_SBX_OOM)
+		oom_kills(m, wi, req);
 	else
 		destroy(m, wi, req);
 	sbx_table_unlock(m->table);

@@ -59,6 +59,7 @@ struct wire_run_cancel {
 enum wire_sbx_op {
 	WIRE_SBX_ENSURE = 1,  /* make it run (waking or, with CREATE, creating it) */
 	WIRE_SBX_DESTROY = 2, /* kill it, wipe its workspace, forget it */
+	WIRE_SBX_OOM = 3,     /* its OOM kills since the last time a worker asked */
 };
 
 #define WIRE_SBX_CREATE 1u /* ENSURE: create it when missing */
@@ -83,7 +84,7 @@ struct wire_sbx_reply {
 	uint32_t created;    /* 1: this call created it */
 	uint32_t uid_slot;   /* its agent listens on STATE/agents/SLOT-GENERATION.sock */
 	uint32_t generation; /* of its current agent */
-	uint32_t reserved;
+	uint32_t oom_kills;  /* WIRE_SBX_OOM: the answer */
 };
 
 /*

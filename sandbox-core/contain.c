@@ -724,3 +724,11 @@ sbx_run(struct sbx_host *host, const struct sbx_spec *spec, const struct sbx_pro
 	sbx_reap(host, &proc, st, ret);
 	return 0;
 }
+
+uint64_t
+sbx_oom_kills(struct sbx_host *host, const struct sbx_proc *proc)
+{
+	uint64_t n = sbx_cg_oom_count(host, proc->slot);
+
+	return n > proc->oom_base ? n - proc->oom_base : 0;
+}

@@ -192,6 +192,10 @@ int sbx_set_hostname(struct sbx_proc *proc, const char *name);
  */
 bool sbx_ready(struct sbx_proc *proc);
 
+/* How many processes of the sandbox the kernel's OOM killer has ended since
+ * it was spawned (its cgroup's oom_kill counter). */
+uint64_t sbx_oom_kills(struct sbx_host *host, const struct sbx_proc *proc);
+
 /* Kills every process of the sandbox (its cgroup, then its init).  Idempotent. */
 int sbx_kill(struct sbx_host *host, struct sbx_proc *proc);
 
