@@ -1027,13 +1027,9 @@ static int
 cell_prepare(struct api_req *req, struct cell *c, bool stream)
 {
 	*c = (struct cell){ .req = req, .stream = stream, .max = req->conf->cell_output_max_bytes };
-	if (output_open(&c->o, c->max) < 0)
-		return -ENOMEM;
-	/* Our pipes are not used: the driver's come from the agent. */
-	output_handed(&c->o);
-	close(c->o.out_r);
-	close(c->o.err_r);
-	c->o.out_r = c->o.err_r = -1;
+	/* No pipes of ours: the driver's come from the agent. */
+	c->o = (struct output){ .out_r = -1, .err_r = -1, .out_w = -1, .err_w = -1, .watch_fd = -1 };
+	c->o.out.max = c->o.err.max = c->max;
 	c->o.on_chunk = on_chunk;
 	c->o.stream_ctx = c;
 	if (getrandom(&c->exec_id, sizeof(c->exec_id), 0) != sizeof(c->exec_id))

@@ -64,8 +64,7 @@ struct ctx {
 	char language[CTX_LANGUAGE_MAX];
 	char cwd[EXEC_CWD_MAX];
 	uint32_t argc, envc, idle_s, start_timeout_ms;
-	char strings[SBX_STRINGS_MAX]; /* argc + envc NUL-terminated strings */
-	int src_fd;		       /* the driver's source */
+	int src_fd; /* the driver's source */
 
 	pid_t init;
 	bool reaped;
@@ -100,6 +99,10 @@ struct call {
 };
 
 static struct ctx ctxs[SBX_CONTEXTS_MAX];
+/* Each context's argc + envc NUL-terminated strings.  Apart from the table,
+ * which is reset by assignment: these pages are touched only when used, so a
+ * sandbox without contexts does not pay for them. */
+static char ctx_strings[SBX_CONTEXTS_MAX][SBX_STRINGS_MAX];
 static struct call calls[CALLS_MAX];
 static uint64_t call_seq;
 static bool inited;
@@ -306,7 +309,7 @@ driver_init(struct ctx *x, int out_w, int err_w, int ev_w, int req_r, int st_w)
 {
 	static struct program p;
 	int keep[6] = { out_w, err_w, ev_w, req_r, st_w, x->src_fd };
-	const char *s = x->strings, *src;
+	const char *s = ctx_strings[x - ctxs], *src;
 	struct stat st;
 	uint32_t i;
 
@@ -702,7 +705,7 @@ create(int conn, const struct ctx_req *r, const char *buf, size_t n, int src_fd)
 	x->envc = r->envc;
 	x->idle_s = r->idle_s;
 	x->start_timeout_ms = r->timeout_ms ? r->timeout_ms : 30000;
-	memcpy(x->strings, strings, n - sizeof(*r));
+	memcpy(ctx_strings[idx], strings, n - sizeof(*r));
 	x->src_fd = src_fd;
 	x->created_ms = x->last_used_ms = wall_ms();
 	x->executions = 0;
@@ -882,7 +885,8 @@ ctx_fill(struct pollfd *pfd, uint64_t now, uint64_t *next)
 {
 	int n = 0;
 
-	init_tables();
+	if (!inited)
+		return 0; /* no context yet: nothing of ours is touched */
 	for (int i = 0; i < SBX_CONTEXTS_MAX; i++) {
 		struct ctx *x = &ctxs[i];
 		bool pipes;
@@ -954,6 +958,8 @@ void
 ctx_handle(const struct pollfd *pfd, int n, uint64_t now)
 {
 	(void)now;
+	if (!inited)
+		return;
 	for (int i = 0; i < SBX_CONTEXTS_MAX; i++) {
 		struct ctx *x = &ctxs[i];
 		const struct pollfd *p;
@@ -1007,6 +1013,8 @@ ctx_handle(const struct pollfd *pfd, int n, uint64_t now)
 void
 ctx_reaped(pid_t pid)
 {
+	if (!inited)
+		return;
 	for (int i = 0; i < SBX_CONTEXTS_MAX; i++)
 		if (ctxs[i].state != CTX_FREE && ctxs[i].init == pid)
 			ctxs[i].reaped = true;
