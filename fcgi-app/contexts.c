@@ -11,6 +11,7 @@
  * sandbox's, so untrusted: lines are bounded, JSON is parsed, and a cell's
  * output, results and error together are capped.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -123,13 +124,14 @@ driver_source(const struct conf *conf, const struct language *l)
 	return r;
 }
 
-/* [A-Za-z0-9._-]{1,63}, as the agent wants it. */
+/* [A-Za-z0-9._-]{1,63}, not beginning with . or -, as the agent wants it
+ * (and a file name of its own). */
 static bool
 context_id_ok(const char *s)
 {
 	size_t n = strlen(s);
 
-	if (n < 1 || n > SBX_CONTEXT_ID_MAX)
+	if (n < 1 || n > SBX_CONTEXT_ID_MAX || s[0] == '.' || s[0] == '-')
 		return false;
 	return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == n;
 }
@@ -146,6 +148,86 @@ new_uuid(char buf[37])
 	snprintf(buf, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
 		 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
 		 b[13], b[14], b[15]);
+}
+
+/* ---- definitions kept on disk ----
+ *
+ * A context's driver ends with its sandbox's agent (sleep, sandboxd's
+ * restart); its definition stays in STATE/contexts/ID/CID, so that its next
+ * cell starts it again, as a context reaped when idle is, instead of a 404.
+ * The master removes the directory with the sandbox.
+ */
+
+static void
+def_path(const struct api_req *req, const char *id, const char *cid, char *buf, size_t size)
+{
+	if (cid)
+		snprintf(buf, size, "%s/contexts/%s/%s", req->conf->state_dir, id, cid);
+	else
+		snprintf(buf, size, "%s/contexts/%s", req->conf->state_dir, id);
+}
+
+/* Writes cid's definition (atomically).  Failures are logged only: the
+ * context works, it will just not outlive a sleep. */
+static void
+def_store(struct api_req *req, const char *id, const char *cid, const struct language *l,
+	  const char *cwd, const json_t *vars)
+{
+	char path[PATH_MAX], tmp[PATH_MAX + 8];
+	json_t *d = json_pack("{s:s, s:s, s:O?}", "language", l->name, "cwd", cwd, "env_vars",
+			      (json_t *)vars);
+	int r = -ENOMEM;
+
+	def_path(req, id, NULL, path, sizeof(path));
+	if (mkdir(path, 0700) < 0 && errno != EEXIST) {
+		r = -errno;
+		goto out;
+	}
+	def_path(req, id, cid, path, sizeof(path));
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	if (d && json_dump_file(d, tmp, JSON_COMPACT) == 0)
+		r = rename(tmp, path) < 0 ? -errno : 0;
+out:
+	if (r < 0)
+		log_warn("req %s: sandbox %s: keeping context %s: %s", req->id, id, cid,
+			 strerror(-r));
+	json_decref(d);
+}
+
+/* Reads cid's definition.  0 (*ret_vars is the caller's), or -ENOENT. */
+static int
+def_load(struct api_req *req, const char *id, const char *cid, const struct language **ret_l,
+	 char *cwd, size_t cwd_size, json_t **ret_vars)
+{
+	char path[PATH_MAX];
+	json_t *d, *vars;
+	const char *lang, *dir;
+
+	def_path(req, id, cid, path, sizeof(path));
+	d = json_load_file(path, 0, NULL);
+	lang = json_string_value(json_object_get(d, "language"));
+	dir = json_string_value(json_object_get(d, "cwd"));
+	vars = json_object_get(d, "env_vars");
+	if (!lang || !dir || dir[0] != '/' || strlen(dir) >= cwd_size || !find_language(lang) ||
+	    (vars && (!json_is_object(vars) || env_check_object(vars)))) {
+		json_decref(d);
+		return -ENOENT;
+	}
+	*ret_l = find_language(lang);
+	snprintf(cwd, cwd_size, "%s", dir);
+	*ret_vars = json_incref(vars);
+	json_decref(d);
+	return 0;
+}
+
+/* Forgets cid's definition.  0, or -ENOENT when there was none. */
+static int
+def_forget(struct api_req *req, const char *id, const char *cid)
+{
+	char path[PATH_MAX];
+
+	def_path(req, id, cid, path, sizeof(path));
+	return unlink(path) < 0 ? -errno : 0;
 }
 
 /* ---- creating ---- */
@@ -216,7 +298,7 @@ create_context(struct api_req *req, const char *id, const char *cid, const struc
 	if (from_master)
 		return sandboxes_agent_error(req, id, from_master, 0);
 	switch (e) {
-	case 0: break;
+	case 0: def_store(req, id, cid, l, cwd, vars); break;
 	case -EEXIST:
 		if (!quiet_exists)
 			status = api_error(req, 409, "CONTEXT_EXISTS",
@@ -342,6 +424,48 @@ state_name(uint32_t s)
 	}
 }
 
+/* Adds to list the contexts that ended with an earlier agent of sandbox id
+ * (kept definitions the agent does not have): stopped, started at their
+ * next cell. */
+static void
+list_kept(struct api_req *req, const char *id, const struct sbx_context_info *info, unsigned count,
+	  json_t *list)
+{
+	char path[PATH_MAX];
+	struct dirent *e;
+	DIR *d;
+
+	def_path(req, id, NULL, path, sizeof(path));
+	d = opendir(path);
+	if (!d)
+		return;
+	while (list && (e = readdir(d))) {
+		const struct language *l;
+		char cwd[256], when[32];
+		json_t *vars = NULL;
+		struct stat st;
+		unsigned i;
+
+		if (!context_id_ok(e->d_name) || strstr(e->d_name, ".tmp"))
+			continue;
+		for (i = 0; i < count && strcmp(info[i].id, e->d_name); i++)
+			;
+		if (i < count || def_load(req, id, e->d_name, &l, cwd, sizeof(cwd), &vars) < 0)
+			continue;
+		json_decref(vars);
+		api_iso_time(fstatat(dirfd(d), e->d_name, &st, 0) == 0
+				     ? (int64_t)st.st_mtim.tv_sec * 1000 +
+					       st.st_mtim.tv_nsec / 1000000
+				     : 0,
+			     when);
+		json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:s, s:i, s:s, s:s}", "id",
+						      e->d_name, "language", l->name, "cwd", cwd,
+						      "state", "stopped", "executionCount", 0,
+						      "createdAt", when, "lastUsed", when));
+	}
+	closedir(d);
+}
+
 static int
 list_contexts(struct api_req *req, const char *id)
 {
@@ -370,6 +494,7 @@ list_contexts(struct api_req *req, const char *id)
 						"executionCount", (int)info[i].executions,
 						"createdAt", created, "lastUsed", used));
 	}
+	list_kept(req, id, info, count, list);
 	return api_send_json(req, 200, sandboxes_ok(json_pack("{s:o}", "contexts", list)));
 }
 
@@ -387,6 +512,10 @@ delete_context(struct api_req *req, const char *id, const char *cid)
 		e = sbx_context_delete(conn, cid);
 		close(conn);
 	}
+	/* Also one that ended with an earlier agent, of which only the
+	 * definition is left. */
+	if (!from_master && (e == 0 || e == -ENOENT) && def_forget(req, id, cid) == 0)
+		e = 0;
 	if (e == -ENOENT)
 		return api_error(req, 404, "CONTEXT_NOT_FOUND",
 				 json_pack("{s:s}", "contextId", cid),
@@ -889,12 +1018,13 @@ restart_notice(struct cell *c, const struct sbx_cell *cell)
 /*
  * Asks for context cid of sandbox id and waits, watching the client, until
  * the agent hands over its pipes.  0 with *ret_conn, or the HTTP status of
- * the error sent (499 when the client went away).  A missing default context
- * (the language's, with create_l) is created first.
+ * the error sent (499 when the client went away).  A context the agent does
+ * not have is started first when its definition was kept (*restored: it ended
+ * with an earlier agent), or when it is a default one (create_l).
  */
 static int
 get_cell(struct api_req *req, const char *id, const char *cid, const struct language *create_l,
-	 uint32_t timeout_ms, int *ret_conn, struct sbx_cell *cell)
+	 uint32_t timeout_ms, int *ret_conn, struct sbx_cell *cell, bool *restored)
 {
 	char detail[SBX_CONTEXT_DETAIL_MAX];
 
@@ -929,18 +1059,27 @@ get_cell(struct api_req *req, const char *id, const char *cid, const struct lang
 			return 0;
 		}
 		close(conn);
-		if (e == -ENOENT && create_l && attempt == 0) {
-			status = create_context(req, id, cid, create_l, "/workspace", NULL, true);
-			if (status)
-				return status;
-			continue;
+		if (e == -ENOENT && attempt == 0) {
+			/* Not in the agent: a context that ended with the agent (its
+			 * definition is kept), or a default context not made yet. */
+			const struct language *l = create_l;
+			char cwd[256] = "/workspace";
+			json_t *vars = NULL;
+
+			if (def_load(req, id, cid, &l, cwd, sizeof(cwd), &vars) == 0)
+				*restored = true;
+			if (l) {
+				status = create_context(req, id, cid, l, cwd, vars, true);
+				json_decref(vars);
+				if (status)
+					return status;
+				continue;
+			}
 		}
 		if (e == -ENOENT)
 			return api_error(req, 404, "CONTEXT_NOT_FOUND",
 					 json_pack("{s:s}", "contextId", cid),
-					 "no context '%s' in this sandbox (contexts end when the "
-					 "sandbox sleeps or is deleted)",
-					 cid);
+					 "no context '%s' in this sandbox", cid);
 		if (e == -ENOEXEC)
 			return api_error(
 				req, 500, "INTERPRETER_FAILED",
@@ -1028,7 +1167,9 @@ cell_prepare(struct api_req *req, struct cell *c, bool stream)
 {
 	*c = (struct cell){ .req = req, .stream = stream, .max = req->conf->cell_output_max_bytes };
 	/* No pipes of ours: the driver's come from the agent. */
-	c->o = (struct output){ .out_r = -1, .err_r = -1, .out_w = -1, .err_w = -1, .watch_fd = -1 };
+	c->o = (struct output){
+		.out_r = -1, .err_r = -1, .out_w = -1, .err_w = -1, .watch_fd = -1
+	};
 	c->o.out.max = c->o.err.max = c->max;
 	c->o.on_chunk = on_chunk;
 	c->o.stream_ctx = c;
@@ -1062,10 +1203,11 @@ static int
 cell_go(struct api_req *req, const char *id, struct cell *c, const struct cell_args *a, bool *began)
 {
 	struct sbx_cell cell;
+	bool restored = false;
 	int status, conn = -1, e;
 
 	c->timeout_ms = a->timeout_ms;
-	status = get_cell(req, id, a->cid, a->create_l, a->timeout_ms, &conn, &cell);
+	status = get_cell(req, id, a->cid, a->create_l, a->timeout_ms, &conn, &cell, &restored);
 	if (status)
 		return status;
 	if (c->stream && api_stream_begin(req) < 0) {
@@ -1075,7 +1217,10 @@ cell_go(struct api_req *req, const char *id, struct cell *c, const struct cell_a
 	}
 	*began = true;
 	sandboxes_count(req, id, api_wall_ms() + a->timeout_ms + GIVE_UP_MS + MASTER_WAIT_MS);
-	e = restart_notice(c, &cell);
+	e = restored ? cell_notice(c, "[sandboxd] this context ended with its sandbox's last run "
+				      "(the sandbox slept, or sandboxd restarted); it has started "
+				      "again, so its earlier state (variables, imports) is gone\n")
+		     : restart_notice(c, &cell);
 	if (e == 0)
 		e = run_cell(c, conn, &cell, a->code, a->code_len);
 	close_cell(&cell);

@@ -579,15 +579,29 @@ take_spare(struct master *m, const char *id)
 	return idx;
 }
 
-/* The variables of a sandbox gone (or of an earlier one of the same ID). */
+/* The variables of a sandbox gone (or of an earlier one of the same ID),
+ * and the code contexts it had (contexts.c keeps one file each). */
 static void
 forget_env(struct master *m, const char *id)
 {
 	char path[PATH_MAX];
+	DIR *d;
 
 	path_of(m, path, sizeof(path), "env", id);
 	if (unlink(path) < 0 && errno != ENOENT)
 		log_warn("sandbox %s: %s: %s", id, path, strerror(errno));
+	path_of(m, path, sizeof(path), "contexts", id);
+	d = opendir(path);
+	if (d) {
+		struct dirent *e;
+
+		while ((e = readdir(d)))
+			if (e->d_name[0] != '.' || (e->d_name[1] && strcmp(e->d_name, "..")))
+				unlinkat(dirfd(d), e->d_name, 0);
+		closedir(d);
+		if (rmdir(path) < 0)
+			log_warn("sandbox %s: %s: %s", id, path, strerror(errno));
+	}
 }
 
 /* A new entry: its uid slot and its workspace (lock held).  Returns its index. */
@@ -1033,6 +1047,11 @@ persist_open(struct master *m)
 		log_warn("%d workspace mounts of an earlier run detached", r);
 	/* The sandboxes' own variables: the workers write them (env.c). */
 	snprintf(path, sizeof(path), "%s/env", m->conf->state_dir);
+	if ((mkdir(path, 0700) < 0 && errno != EEXIST) || chown(path, m->wuid, m->wgid) < 0 ||
+	    chmod(path, 0700) < 0)
+		return -errno;
+	/* And the code contexts' definitions (contexts.c). */
+	snprintf(path, sizeof(path), "%s/contexts", m->conf->state_dir);
 	if ((mkdir(path, 0700) < 0 && errno != EEXIST) || chown(path, m->wuid, m->wgid) < 0 ||
 	    chmod(path, 0700) < 0)
 		return -errno;

@@ -149,7 +149,7 @@ valid_id(const char *s)
 {
 	size_t n = strlen(s);
 
-	if (n < 1 || n > SBX_CONTEXT_ID_MAX)
+	if (n < 1 || n > SBX_CONTEXT_ID_MAX || s[0] == '.' || s[0] == '-')
 		return false;
 	for (size_t i = 0; i < n; i++)
 		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||

@@ -163,7 +163,7 @@ int sbx_file_meta_check(const struct sbx_file_meta *m);
 /* A context: one long-lived driver process that runs cells, started by the
  * agent under an init of its own, as a command is. */
 struct sbx_context_spec {
-	const char *id;		    /* 1..SBX_CONTEXT_ID_MAX of [A-Za-z0-9._-] */
+	const char *id;		    /* 1..SBX_CONTEXT_ID_MAX of [A-Za-z0-9._-], not first . or - */
 	const char *language;	    /* a name, kept for listings (< 16 bytes) */
 	const char *cwd;	    /* absolute; NULL: /workspace */
 	const char *const *argv;    /* the driver's argv, argv[0] absolute, before its source */
