@@ -5,8 +5,10 @@ Started by sandboxd as  node -e "<this file's source>"  (nothing here relies
 on __filename or on the file's path; keep the file ASCII and far below
 Linux's 128 KiB limit on one argv string), Node 20 or later, no npm package
 (built-in modules only), with env HOME=/workspace and cwd = the context's cwd.
-A 'typescript' context runs this same driver: its parent strips the types
-(type annotations, interfaces, enums) before a cell's code is sent here.
+A 'typescript' context runs this same driver with SBX_DRIVER_LANGUAGE=typescript
+in its environment (read at start, then deleted from process.env; unset or
+anything else: JavaScript): the driver strips each cell's types itself (see
+"TypeScript" below).
 
 File descriptors at start:
   0  /dev/null: fs.readFileSync(0) is ''; process.stdin is a new stream on
@@ -30,7 +32,7 @@ in /proc/self/fd can still find them and break its own context.  Where
 written to fd 1 or 2.
 
 Events (fd 3):
-  {"type":"ready","language":"javascript","pid":N}               once, at start
+  {"type":"ready","language":"javascript"|"typescript","pid":N}  once, at start
   {"type":"result","id":I,"main":B,"data":{mime:value},"metadata":{...}}
   {"type":"error","id":I,"name":S,"value":S,"traceback":[line, ...]}  (<= 1)
   {"type":"end","id":I,"execution_count":N}                      always, last
@@ -90,6 +92,38 @@ a promise) - an `if` or a loop last gives no value there.  Limits of the
 scanner: a top-level declaration it cannot see as one (such as `var` in a
 for head of an async cell) stays local to that cell; line numbers are kept
 exactly, columns only on lines it did not touch.
+  TypeScript: before all of the above, a cell's type syntax is stripped by
+a hand-written parser over the same tokens (no type checking, no typescript
+package).  What it removes becomes spaces, every line break stays: lines and
+columns are the cell's own (but on the lines of an enum and after the '{' of
+a constructor with parameter properties).  Removed: annotations of
+variables, parameters, returns and class fields (`x: T`, `x?: T`, `x!: T`,
+`let x!: T`, destructuring ones), type parameters and type arguments
+(`function f<T>`, `class C<T>`, `<T>(x: T) => x`, `f<T>(x)`, `new Map<K,
+V>()`), `as T`, `as const`, `satisfies T`, non-null `x!`, `interface`,
+`type X = ...`, `declare ...` (also `declare global/module/namespace {}`),
+`import type`, `export type`, `{type X}` import/export specifiers,
+`implements`, `abstract`, `public/private/protected/readonly/override/
+declare` on members and parameters, abstract and declare members, index
+signatures, overload signatures (no body), `this` parameters.  A removed
+statement or member leaves a ';' in its first column, so automatic semicolon
+insertion still ends the statement before it (a '/' right after `x!` is
+a division).  Rewritten: `enum E {A, B = 5,
+C = 'c'}` and `const enum` -> `var E = (function (E) {...})({})`, numeric
+members mapped back (E[0] === 'A'), later values may name earlier members, a
+new object at each run (no declaration merging); `constructor(private x: T)`
+-> `this.x = x;` after the body's '{' (after the `super(...)` call in a
+derived class); `import x = require('m')` -> `const x = require('m')`.
+`export` stays a SyntaxError as in JavaScript, but on type-only
+declarations.  Imports are not elided: a type imported without `type` is
+undefined.  Not supported, a SyntaxError event "TypeScript not understood:
+..." on the cell's line: `<T>expr` assertions (write `expr as T`), JSX,
+namespaces and modules with a body, decorators.  Misread (JavaScript's
+SyntaxError then): an arrow function with a return type as the middle
+operand of a ternary, `c ? (a): T => b : d` (write `c ? ((a): T => b) : d`).
+As in TypeScript,
+`f<T>(x)` and `a < b > (c)` are calls with type arguments.  A cell the
+tokenizer cannot finish (an unterminated string) is left as it is.
   Tracebacks name the cell "<cell-N>" (N = execution count), with the
 cell's own line numbers, and never show the driver's frames nor Node's event
 loop frames.  A SyntaxError gives ["<cell-N>:LINE", the line, a caret line,
@@ -143,6 +177,8 @@ rejections nobody handles, are reported on fd 2 and never end the driver.
   const { Console } = require('console');
 
   const PID = process.pid;
+  const LANGUAGE = process.env.SBX_DRIVER_LANGUAGE === 'typescript' ? 'typescript' : 'javascript';
+  delete process.env.SBX_DRIVER_LANGUAGE;
   const MAX_LINE = 64 * 1024 * 1024 - 1;       // bytes of one event line, newline included
   const CALL_KEY = 'sbx.driver.call';          // Symbol.for() key of the guarded-call hook
   const INTERRUPTED = Symbol('sbx.interrupted');
@@ -713,14 +749,15 @@ rejections nobody handles, are reported on fd 2 and never end the driver.
     }
   }
 
-  function regexAllowed(p) {
+  function regexAllowed(p, pp, ts) {
     if (!p) return true;
+    if (ts && p.v === '!' && !p.nl && canEndExpr(pp)) return false;   // TypeScript's x! / 2
     if (p.t === 'name') return BEFORE_EXPR.has(p.v);
     if (p.t === 'punct') return !(p.v === ')' || p.v === ']' || p.v === '++' || p.v === '--');
     return p.t === 'tmplhead';
   }
 
-  function tokenize(src) {
+  function tokenize(src, ts) {
     const toks = [];
     const stack = [];
     const n = src.length;
@@ -773,7 +810,7 @@ rejections nobody handles, are reported on fd 2 and never end the driver.
           i = stop;
           continue;
         }
-        if (regexAllowed(prev)) {
+        if (regexAllowed(prev, toks[toks.length - 2], ts)) {
           let j = i + 1;
           let cls = false;
           while (j < n) {
@@ -1176,6 +1213,638 @@ rejections nobody handles, are reported on fd 2 and never end the driver.
   }
 
   // -------------------------------------------------------------------------
+  // TypeScript: a cell's type syntax becomes spaces (line breaks kept), its
+  // enums and parameter properties are rewritten in place.  A small parser
+  // over the tokenizer's tokens: frames for the brackets (block, object,
+  // params, class, ...), a skipper for types.
+
+  const TS_MODS = /^(public|private|protected|readonly|abstract|override|declare)$/;
+  const CLASS_MODS = /^(public|private|protected|readonly|abstract|override|declare|static|async|get|set|accessor)$/;
+  const PARAM_MODS = /^(public|private|protected|readonly|override)$/;
+  const SEMI = { t: 'punct', v: ';' };
+
+  function stripTypes(src) {
+    const tk = tokenize(src, true);
+    if (!tk.ok) return src;                   // unterminated: JavaScript's own error says where
+    const T = [];
+    for (const t of tk.toks) {                // '>>', '>=': one '>' each, for type arguments
+      if (t.t === 'punct' && /^>[>=]/.test(t.v)) {
+        for (let k = 0; k < t.v.length; k++) {
+          T.push({ t: 'punct', v: t.v[k], s: t.s + k, e: t.s + k + 1, nl: t.nl && !k, d: t.d });
+        }
+      } else T.push(t);
+    }
+    const n = T.length;
+    const M = [];                             // opening token -> its closing token
+    const opened = [];
+    for (let k = 0; k < n; k++) {
+      const t = T[k];
+      const c = t.t === 'punct' ? t.v : t.t[0] === 't' ? t.v[0] : '';
+      if (c === ')' || c === ']' || c === '}') M[opened.pop()] = k;
+      if (c === '(' || c === '[' || c === '{' || t.t === 'tmplhead') opened.push(k);
+    }
+    const buf = src.split('');
+    const fail = (what, k) => {
+      const e = new Error('TypeScript not understood: ' + (/^[a-z]/.test(what) ? 'expected ' : '') + what);
+      e.tsPos = k >= 0 && k < n ? T[k].s : src.length;
+      throw e;
+    };
+    const need = (k, what, at) => (k < 0 ? fail(what, at) : k);
+    const pu = (k, v) => isP(T[k], v);
+    const nm = (k, v) => isName(T[k], v);
+    const close = (k) => (M[k] === undefined ? n : M[k]);
+    const blankT = (a, b) => {                // tokens a .. b-1
+      b = Math.min(b, n);
+      for (let p = T[a].s; b > a && p < T[b - 1].e; p++) if (!isLineEnd(src.charCodeAt(p))) buf[p] = ' ';
+    };
+    const drop = (a, b) => {                  // a statement or class member: ';' and spaces
+      blankT(a, b);
+      buf[T[a].s] = ';';
+    };
+
+    // Types: each returns the index after the type, or -1.
+    function list(k) {                        // <A, B extends C = D>
+      if (!pu(k, '<')) return -1;
+      for (k++; !pu(k, '>');) {
+        if (nm(k) && /^(const|in|out)$/.test(T[k].v) && nm(k + 1)) k++;
+        k = ty(k);
+        if (k >= 0 && nm(k, 'extends')) k = ty(k + 1);
+        if (k >= 0 && pu(k, '=')) k = ty(k + 1);
+        if (k < 0) return -1;
+        if (pu(k, ',')) k++;
+        else if (!pu(k, '>')) return -1;
+      }
+      return k + 1;
+    }
+    function operand(k) {
+      while (nm(k) && /^(keyof|unique|readonly|infer|typeof|abstract)$/.test(T[k].v) && T[k + 1] &&
+          (T[k + 1].t === 'name' || /^[[{(]$/.test(T[k + 1].v))) k++;
+      if (nm(k, 'new') && (pu(k + 1, '(') || pu(k + 1, '<'))) k++;
+      const t = T[k];
+      if (!t) return -1;
+      if (t.t === 'name') {
+        k++;
+        if (t.v === 'import' && pu(k, '(')) k = close(k) + 1;
+        while (pu(k, '.') && nm(k + 1)) k += 2;
+        if (pu(k, '<') && !T[k].nl) k = list(k);
+      } else if (t.t === 'str' || t.t === 'num' || t.t === 'tmpl') k++;
+      else if (t.t === 'tmplhead') {
+        while (T[k] && T[k].t === 'tmplhead') k = close(k);
+        k++;
+      } else if (isP(t, '-') && T[k + 1] && T[k + 1].t === 'num') k += 2;
+      else if (isP(t, '{') || isP(t, '[')) k = close(k) + 1;
+      else if (isP(t, '(') || isP(t, '<')) {  // (A), (a: A) => B, <T>(a: T) => B
+        if (isP(t, '<')) k = list(k);
+        if (!pu(k, '(')) return -1;
+        k = close(k) + 1;
+        if (pu(k, '=>')) return ret(k + 1);
+        if (isP(t, '<')) return -1;
+      } else return -1;
+      while (k >= 0 && pu(k, '[') && !T[k].nl) k = close(k) + 1;
+      return k;
+    }
+    function union(k) {
+      if (pu(k, '|') || pu(k, '&')) k++;
+      for (;;) {
+        k = operand(k);
+        if (k < 0 || !(pu(k, '|') || pu(k, '&'))) return k;
+        k++;
+      }
+    }
+    function ty(k) {
+      k = union(k);
+      if (k >= 0 && nm(k, 'extends')) {       // A extends B ? C : D
+        const b = union(k + 1);
+        const x = pu(b, '?') ? ty(b + 1) : -1;
+        if (pu(x, ':')) return ty(x + 1);
+      }
+      return k;
+    }
+    function ret(k) {                         // a return type: also `x is T`, `asserts x [is T]`
+      if (nm(k, 'asserts') && nm(k + 1) && !nm(k + 1, 'is')) {
+        if (!nm(k + 2, 'is')) return k + 2;
+        k++;
+      }
+      if (nm(k) && nm(k + 1, 'is')) k += 2;
+      return ty(k);
+    }
+
+    const st = [{ k: 'block', q: 0 }];        // q: ternary '?' waiting for their ':'
+    let P = null;                             // the last token JavaScript keeps
+    let body = null;                          // the params whose body the next '{' opens
+    const ends = () => canEndExpr(P) && !P.ctl;
+    const push = (k, f, i) => {
+      st.push(Object.assign({ k, q: 0 }, f));
+      P = T[i];
+      return i + 1;
+    };
+    const endMember = (F, j) => {
+      if (F.drop) drop(F.m0, j);
+      F.ms = 'start';
+      F.drop = false;
+      F.q = 0;
+    };
+    const arrowAt = (c, F) => pu(c + 1, '=>') || (pu(c + 1, ':') && !F.q && pu(ret(c + 2), '=>'));
+
+    function closed(F, i) {
+      P = T[i];
+      if (F.k === 'class' && F.ms !== 'start') endMember(F, i);
+      if (F.ctl) P = Object.assign({ ctl: true }, P);
+      if (F.k !== 'params') {
+        if (F.then) F.then();
+        return i + 1;
+      }
+      let j = i + 1;
+      if (!F.katch && pu(j, ':')) {
+        const r = need(ret(j + 1), 'a return type', j + 1);
+        blankT(j, r);
+        j = r;
+      }
+      if (F.arrow) return j;
+      if (pu(j, '{')) body = F;
+      else if (F.sig !== undefined) {         // no body: an overload signature, or abstract
+        if (pu(j, ';')) j++;
+        drop(F.sig, j);
+        P = SEMI;
+        if (F.then) F.then();
+      }
+      return j;
+    }
+
+    function tsDecl(k, start) {
+      const a = T[k];
+      const b = T[k + 1];
+      if (!isName(a) || !b || b.nl) return -1;
+      const v = a.v;
+      let j = k + 2;
+      if (v === 'interface' && isName(b)) {
+        if (pu(j, '<')) j = list(j);
+        if (nm(j, 'extends')) do j = ty(j + 1); while (pu(j, ','));
+        if (!pu(j, '{')) fail('an interface', k);
+        j = close(j) + 1;
+      } else if (v === 'type' && isName(b) && (pu(j, '=') || pu(j, '<'))) {
+        if (pu(j, '<')) j = list(j);
+        if (!pu(j, '=')) fail('a type alias', k);
+        j = need(ty(j + 1), 'a type', j + 1);
+      } else if (v === 'declare' &&
+          /^(const|let|var|function|class|enum|module|namespace|global|abstract|type|interface)$/.test(b.v)) {
+        if (b.v === 'type' || b.v === 'interface') return tsDecl(k + 1, start);
+        if (/^(const|let|var)$/.test(b.v)) {
+          do {
+            j = pu(j, '{') || pu(j, '[') ? close(j) + 1 : j + 1;
+            if (pu(j, ':')) j = need(ty(j + 1), 'a type', j + 1);
+            if (pu(j, '=')) for (j++; j < n && !(T[j].d === a.d && (pu(j, ',') || pu(j, ';') || T[j].nl)); j++);
+          } while (pu(j, ',') && ++j);
+        } else if (b.v === 'function') {
+          if (nm(j)) j++;
+          if (pu(j, '<')) j = list(j);
+          if (!pu(j, '(')) fail('a declared function', k);
+          j = close(j) + 1;
+          if (pu(j, ':')) j = need(ret(j + 1), 'a return type', j + 1);
+        } else {                              // class, enum, module, namespace, global
+          while (j < n && !pu(j, '{') && !pu(j, ';') && !T[j].nl) j = pu(j, '<') ? Math.max(list(j), j + 1) : j + 1;
+          if (pu(j, '{')) j = close(j) + 1;
+        }
+      } else if ((v === 'namespace' || v === 'module') && (isName(b) || b.t === 'str') && (pu(j, '{') || pu(j, '.'))) {
+        fail("'" + v + "' blocks are not supported (declare " + v + ' is removed)', k);
+      } else if (v === 'abstract' && isName(b, 'class')) {
+        blankT(k, k + 1);
+        return k + 1;
+      } else if (v === 'enum' && isName(b)) return enumDecl(k, k);
+      else if (v === 'const' && isName(b, 'enum') && nm(k + 2)) return enumDecl(k, k + 1);
+      else return -1;
+      if (pu(j, ';')) j++;
+      drop(start, j);
+      P = SEMI;
+      return j;
+    }
+
+    /* enum E {A, B = 5, C = 'c'} -> var E = (function (E) {...; return E; })({});
+    the members on their own lines, numeric ones mapped back (E[0] === 'A'). */
+    function enumDecl(start, e) {
+      const name = T[e + 1].v;
+      let j = e + 2;
+      if (!pu(j, '{')) fail('an enum', e);
+      const end = close(j);
+      let last = T[start].s;
+      let out = 'var ' + name + ' = (function (' + name + ') { ';
+      const lines = (to) => {
+        out += (src.slice(last, to).match(/\r\n?|[\n\u2028\u2029]/g) || []).join('');
+        last = to;
+      };
+      let prev = null;
+      for (j++; j < end;) {
+        if (pu(j, ',')) {
+          j++;
+          continue;
+        }
+        const m = T[j];
+        if (m.t !== 'name' && m.t !== 'str') fail('an enum member', j);
+        lines(m.s);
+        const key = m.t === 'str' ? m.v : JSON.stringify(m.v);
+        let x = j + 1;
+        let val;
+        let num = null;
+        let str = false;
+        if (pu(x, '=')) {
+          const v0 = x + 1;
+          for (x = v0; x < end && !(pu(x, ',') && T[x].d === m.d); x++);
+          if (x === v0) fail('an enum member value', x);
+          val = src.slice(T[v0].s, T[x - 1].e);
+          last = T[x - 1].e;
+          if (x === v0 + 1) {
+            str = T[v0].t === 'str' || T[v0].t === 'tmpl';
+            if (T[v0].t === 'num') num = Number(val);
+          }
+        } else if (prev && prev.str) fail('a value for this enum member (the one before it is a string)', j);
+        else {
+          num = prev ? (prev.num === null ? null : prev.num + 1) : 0;
+          val = num === null ? name + '[' + prev.key + '] + 1' : String(num);
+        }
+        if (!Number.isFinite(num)) num = null;
+        let local = m.t === 'name' && m.v !== name;  // later values may name earlier members
+        try {
+          if (local) new Function('var ' + m.v);
+        } catch (err) {
+          local = false;
+        }
+        const at = name + '[' + key + ']';
+        out += (local ? 'var ' + m.v + ' = ' : '') + at + ' = ' + val + '; ' +
+          (str ? '' : 'if (typeof ' + at + ' !== "string") ' + name + '[' + at + '] = ' + key + '; ');
+        prev = { key, num, str };
+        j = x;
+      }
+      lines(T[end].s);
+      buf[T[start].s] = out + 'return ' + name + '; })({});';
+      for (let p = T[start].s + 1; p < T[end].e; p++) buf[p] = '';
+      P = T[end];
+      return end + 1;
+    }
+
+    function specs(b) {                       // {a, type B, type C as D}: blanks the types, counts the rest
+      let left = 0;
+      for (let x = b + 1; x < close(b);) {
+        let y = x + 1;
+        if (nm(x, 'type') && T[y] && /^(name|str)$/.test(T[y].t) &&
+            !(nm(y, 'as') && /^[,}]$/.test(T[y + 2] ? T[y + 2].v : ''))) {
+          y++;
+          if (nm(y, 'as')) y += 2;
+          if (pu(y, ',')) y++;
+          blankT(x, y);
+        } else if (!pu(x, ',')) {
+          left++;
+          if (nm(y, 'as')) y += 2;
+        }
+        x = y;
+      }
+      return left;
+    }
+
+    function member(F, i) {                   // a class body, but in a field's initializer
+      const t = T[i];
+      if (F.ms === 'start') {
+        if (pu(i, ';')) {
+          P = t;
+          return i + 1;
+        }
+        F.m0 = i;
+        let k = i;
+        for (;;) {
+          const a = T[k];
+          const b = T[k + 1];
+          if (isName(a, 'static') && isP(b, '{')) return push('block', { then: () => { F.ms = 'start'; } }, k + 1);
+          if (!isName(a) || !CLASS_MODS.test(a.v) || !b ||
+              !(/^(name|str|num|priv)$/.test(b.t) || isP(b, '[') || isP(b, '*'))) break;
+          if (TS_MODS.test(a.v)) {
+            blankT(k, k + 1);
+            if (a.v === 'abstract' || a.v === 'declare') F.drop = true;
+          }
+          k++;
+        }
+        if (pu(k, '*')) k++;
+        if (pu(k, '[') && nm(k + 1) && pu(k + 2, ':')) {  // an index signature
+          let j = close(k) + 1;
+          if (pu(j, ':')) j = need(ty(j + 1), 'a type', j + 1);
+          if (pu(j, ';')) j++;
+          drop(i, j);
+          F.drop = false;
+          return j;
+        }
+        F.ms = 'key';
+        if (pu(k, '[')) return push('bracket', {}, k);
+        if (!T[k] || !/^(name|str|num|priv)$/.test(T[k].t)) fail('a class member (decorators are not supported)', k);
+        F.ctor = nm(k, 'constructor');
+        P = T[k];
+        return k + 1;
+      }
+      if (F.ms === 'key') {
+        if ((pu(i, '?') || pu(i, '!')) && !t.nl) {
+          blankT(i, i + 1);
+          return i + 1;
+        }
+        if (pu(i, '<')) {
+          const j = need(list(i), 'type parameters', i);
+          blankT(i, j);
+          return j;
+        }
+        if (pu(i, '(')) {
+          F.ms = 'method';
+          return push('params', { ps: 's', sig: F.m0, props: F.ctor ? [] : null, ext: F.ext,
+            then: () => { F.ms = 'start'; F.drop = false; } }, i);
+        }
+        F.ms = 'type';
+        if (pu(i, ':')) {
+          const j = need(ty(i + 1), 'a type', i + 1);
+          blankT(i, j);
+          return j;
+        }
+      }
+      if (F.ms === 'type' && pu(i, '=')) {
+        F.ms = 'init';
+        P = t;
+        return i + 1;
+      }
+      if (pu(i, ';')) {
+        endMember(F, i + 1);
+        P = t;
+        return i + 1;
+      }
+      endMember(F, i);
+      return i;
+    }
+
+    function param(F, i) {                    // a parameter's binding, '?', type
+      const t = T[i];
+      if (F.ps === 's') {
+        if (t.t === 'name' && PARAM_MODS.test(t.v) && (nm(i + 1) || pu(i + 1, '{') || pu(i + 1, '['))) {
+          blankT(i, i + 1);
+          F.pp = true;
+          return i + 1;
+        }
+        if (nm(i, 'this') && pu(i + 1, ':')) {
+          let j = need(ty(i + 2), 'a type', i + 2);
+          if (pu(j, ',')) j++;
+          blankT(i, j);
+          return j;
+        }
+        if (pu(i, '...')) {
+          P = t;
+          return i + 1;
+        }
+        F.ps = 'a';
+        if (t.t === 'name') {
+          if (F.pp && F.props) F.props.push(t.v);
+          P = t;
+          return i + 1;
+        }
+        if (pu(i, '{') || pu(i, '[')) return push(t.v === '{' ? 'object' : 'bracket', {}, i);
+        return -1;
+      }
+      if ((pu(i, '?') || pu(i, ':')) && !F.q) {
+        const j = pu(i, '?') ? i + 1 : need(ty(i + 1), 'a type', i + 1);
+        blankT(i, j);
+        return j;
+      }
+      if (pu(i, '=') || pu(i, ',')) {
+        F.ps = t.v === '=' ? 'd' : 's';
+        F.pp = false;
+        P = t;
+        return i + 1;
+      }
+      return -1;
+    }
+
+    function decl(F, i) {                     // after let/const/var
+      const t = T[i];
+      if (F.decl === 'b') {
+        F.decl = 'a';
+        if (t.t === 'name') {
+          P = t;
+          return i + 1;
+        }
+        if (pu(i, '{') || pu(i, '[')) return push(t.v === '{' ? 'object' : 'bracket', {}, i);
+      } else if (F.decl === 'a') {
+        if ((pu(i, '!') && !t.nl) || pu(i, ':')) {
+          const j = pu(i, '!') ? i + 1 : need(ty(i + 1), 'a type', i + 1);
+          blankT(i, j);
+          return j;
+        }
+        if (pu(i, '=') || pu(i, ',')) {
+          F.decl = t.v === '=' ? 'i' : 'b';
+          P = t;
+          return i + 1;
+        }
+      } else if (pu(i, ',')) {
+        F.decl = 'b';
+        P = t;
+        return i + 1;
+      } else if (!pu(i, ';') && !(t.nl && ends() && startsNewStatement(t))) return -1;
+      F.decl = 0;
+      return -1;
+    }
+
+    function expr(F, i) {
+      const t = T[i];
+      const c = t.t === 'punct' ? t.v : '';
+      if (t.t === 'name' && !isP(P, '.') && !isP(P, '?.') &&
+          !(F.k === 'object' && /^[:,}(=]$/.test(T[i + 1] ? T[i + 1].v : ''))) {
+        const r = tsDecl(i, i);
+        if (r >= 0) return r;
+        const v = t.v;
+        if ((v === 'let' || v === 'const' || v === 'var') && (nm(i + 1) || pu(i + 1, '{') || pu(i + 1, '['))) {
+          F.decl = 'b';
+          P = t;
+          return i + 1;
+        }
+        if (v === 'function') {
+          let k = i + 1;
+          if (pu(k, '*')) k++;
+          if (nm(k)) k++;
+          if (pu(k, '<')) {
+            const j = need(list(k), 'type parameters', k);
+            blankT(k, j);
+            k = j;
+          }
+          let s = i;
+          if (nm(s - 1, 'async')) s--;
+          if (nm(s - 1, 'default')) s--;
+          if (nm(s - 1, 'export')) s--;
+          if (pu(k, '(')) return push('params', { ps: 's', sig: s }, k);
+        }
+        if (v === 'class' && (nm(i + 1) || pu(i + 1, '{'))) {
+          let k = i + 1;
+          if (nm(k) && !/^(extends|implements)$/.test(T[k].v)) k++;
+          if (pu(k, '<')) {
+            const j = need(list(k), 'type parameters', k);
+            blankT(k, j);
+            k = j;
+          }
+          const ext = nm(k, 'extends');
+          for (; k < n && !(pu(k, '{') && T[k].d === t.d); k++) {
+            let j = -1;
+            if (nm(k, 'implements')) for (j = k; j < n && !(pu(j, '{') && T[j].d === t.d); j++);
+            else if (pu(k, '<') && T[k].d === t.d) j = list(k);
+            if (j > 0) {
+              blankT(k, j);
+              k = j - 1;
+            }
+          }
+          if (k >= n) fail('a class', i);
+          return push('class', { ms: 'start', ext }, k);
+        }
+        if (v === 'import' && !pu(i + 1, '(') && !pu(i + 1, '.')) {
+          let k = i + 1;
+          if (nm(k) && pu(k + 1, '=')) {      // import x = require('x')
+            buf[t.s] = 'const ';
+            for (let p = t.s + 1; p < t.e; p++) buf[p] = '';
+            P = t;
+            return i + 1;
+          }
+          let e = k;
+          while (e < n && T[e].t !== 'str') e++;
+          if (e >= n) fail('a module name', i);
+          const end = pu(e + 1, ';') ? e + 2 : e + 1;
+          let types = nm(k, 'type') && !pu(k + 1, ',') && !(nm(k + 1, 'from') && !nm(k + 2, 'from'));
+          let b = k;
+          while (b < e && !pu(b, '{')) b++;
+          if (!types && b < e) types = !specs(b) && b === k;
+          if (types) {
+            drop(i, end);
+            P = SEMI;
+            return end;
+          }
+          P = T[e];
+          return e + 1;
+        }
+        if (v === 'export') {
+          const r2 = tsDecl(i + 1, i);
+          if (r2 >= 0) return r2;
+          let k = i + 1;
+          const types = nm(k, 'type') && (pu(k + 1, '{') || pu(k + 1, '*'));
+          if (types) k++;
+          if (pu(k, '{') || pu(k, '*')) {     // export {a as b} [from 'm'], export * from 'm'
+            if (pu(k, '{')) specs(k);
+            let e = pu(k, '{') ? close(k) + 1 : k + 1;
+            if (pu(k, '*')) while (e < n && T[e].t !== 'str') e++;
+            else if (nm(e, 'from')) e++;
+            if (T[e] && T[e].t === 'str') e++;
+            if (pu(e, ';')) e++;
+            if (types) drop(i, e);
+            P = types ? SEMI : T[e - 1];
+            return e;
+          }
+        }
+        if ((v === 'as' || v === 'satisfies') && ends() && !t.nl) {
+          const j = v === 'as' && nm(i + 1, 'const') ? i + 2 : ty(i + 1);
+          if (j > 0) {
+            blankT(i, j);
+            return j;
+          }
+        }
+      } else if (c === '(') {
+        const cl = close(i);
+        const f = { ps: 's' };
+        if (isName(P, 'catch')) f.katch = true;
+        else if ((!ends() || isName(P, 'async')) && arrowAt(cl, F)) f.arrow = true;
+        else if (!(F.k === 'object' && P && (/^(name|str|num)$/.test(P.t) || isP(P, ']')) &&
+            (pu(cl + 1, '{') || (pu(cl + 1, ':') && !F.q && pu(ret(cl + 2), '{'))))) {
+          const ctl = (isName(P) && /^(if|for|while|with|switch)$/.test(P.v)) || (isName(P, 'await') && nm(i - 2, 'for'));
+          return push('paren', { ctl }, i);
+        }
+        return push('params', f, i);
+      } else if (c === '{') {
+        const blk = isP(P, '=>') || (F.k === 'block' && (!P || P.ctl || (P.t === 'punct' && /^[;{}]$/.test(P.v)) ||
+          (isP(P, ':') && !P.tern && !F.decl) || (t.nl && ends() && !F.decl) ||
+          (isName(P) && /^(else|do|try|finally)$/.test(P.v))));
+        return push(blk ? 'block' : 'object', {}, i);
+      } else if (c === '[') return push('bracket', {}, i);
+      else if (t.t === 'tmplhead') return push('tmpl', {}, i);
+      else if (c === '?') F.q++;
+      else if (c === ':' && F.q) {
+        F.q--;
+        P = Object.assign({ tern: true }, t);
+        return i + 1;
+      } else if (c === ';') F.q = 0;
+      else if (c === '!' && ends() && !t.nl) {  // x!
+        blankT(i, i + 1);
+        return i + 1;
+      } else if (c === '<') {
+        const j = list(i);
+        if (ends()) {
+          const a = T[j];
+          if (j > 0 && (!a || a.nl || a.t === 'tmpl' || a.t === 'tmplhead' ||
+              (a.t === 'punct' && /^([()\]};,.]|\?\.)$/.test(a.v)))) {
+            blankT(i, j);                     // f<T>(x), new Map<K, V>()
+            return j;
+          }
+        } else {
+          if (j > 0 && pu(j, '(') && arrowAt(close(j), F)) {
+            blankT(i, j);                     // <T>(x: T) => x
+            return j;
+          }
+          fail('<T>expr type assertions are not supported, write expr as T (nor is JSX)', i);
+        }
+      }
+      P = t;
+      return i + 1;
+    }
+
+    let i = 0;
+    while (i < n) {
+      const t = T[i];
+      const F = st[st.length - 1];
+      const B = body;
+      body = null;
+      const c = t.t === 'punct' ? t.v : t.t[0] === 't' ? t.v[0] : '';
+      if (c === ')' || c === ']' || c === '}') {
+        if (st.length > 1) st.pop();
+        i = t.t === 'tmplhead' ? push('tmpl', {}, i) : closed(F, i);
+      } else if (c === '{' && B) {            // a function's body
+        i = push('block', { then: B.then }, i);
+        if (B.props && B.props.length) {     // constructor(private x) -> this.x = x
+          const text = B.props.map((p) => 'this.' + p + ' = ' + p + ';').join(' ');
+          let at = i - 1;
+          for (let k = i; B.ext && k < close(i - 1); k++) {
+            if (nm(k, 'super') && pu(k + 1, '(') && T[k].d === t.d + 1) {
+              at = close(k + 1);
+              break;
+            }
+          }
+          buf[T[at].e - 1] += (at === i - 1 ? ' ' : '; ') + text;
+        }
+      } else if (F.k === 'class' && F.ms === 'init' && c === ';') {
+        endMember(F, i + 1);
+        P = t;
+        i++;
+      } else if (F.k === 'class' && (F.ms !== 'init' || (t.nl && ends() && (startsNewStatement(t) ||
+          (c === '[' && nm(i + 1) && pu(i + 2, ':')))))) {
+        if (F.ms === 'init') endMember(F, i);
+        i = member(F, i);
+      } else {
+        let k = -1;
+        if (F.k === 'params' && F.ps !== 'd') k = param(F, i);
+        else if (F.k === 'params' && c === ',' && !F.q) F.ps = 's';
+        else if (F.decl) k = decl(F, i);
+        i = k >= 0 ? k : expr(F, i);
+      }
+    }
+    return buf.join('');
+  }
+
+  /* A cell whose types could not be stripped: a SyntaxError at that place. */
+  function tsErrorEvent(code, e, n) {
+    const ours = e && typeof e.tsPos === 'number';
+    const pos = ours ? e.tsPos : 0;
+    const value = ours ? e.message :
+      'TypeScript not understood: the type stripper failed (' + safeString(() => e.message, '?') + ')';
+    const before = code.slice(0, pos).split(/\r\n|[\n\r\u2028\u2029]/);
+    const col = before[before.length - 1].length;
+    return { type: 'error', id: S.currentId, name: 'SyntaxError', value,
+      traceback: ['<cell-' + n + '>:' + before.length, code.split(/\r\n|[\n\r\u2028\u2029]/)[before.length - 1],
+        ' '.repeat(col) + '^', '', 'SyntaxError: ' + value] };
+  }
+
+  // -------------------------------------------------------------------------
   // Compiling a cell
 
   const LOADER = (vm.constants && vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER) || ((spec) => import(spec));
@@ -1351,8 +2020,21 @@ rejections nobody handles, are reported on fd 2 and never end the driver.
       return { type: 'error', id: S.currentId, name: 'TypeError', value: m, traceback: ['TypeError: ' + m] };
     }
     S.cellLines[n] = code.split(/\r\n|[\n\r\u2028\u2029]/).length;
-    const prep = prepare(code, n);
-    if (prep.error) return prep.error;
+    let src = code;
+    if (LANGUAGE === 'typescript') {
+      try {
+        src = stripTypes(code);
+      } catch (e) {
+        return tsErrorEvent(code, e, n);
+      }
+    }
+    const prep = prepare(src, n);
+    if (prep.error) {
+      const tb = prep.error.traceback;       // the cell's own line, not the stripped one
+      const at = src !== code && /^<cell-\d+>:(\d+)$/.exec(tb[0]);
+      if (at && tb.length > 1) tb[1] = code.split(/\r\n|[\n\r\u2028\u2029]/)[at[1] - 1];
+      return prep.error;
+    }
     let value;
     try {
       value = runGuarded(() => prep.script.runInContext(S.ctx, { breakOnSigint: true, displayErrors: false }));
@@ -1629,5 +2311,5 @@ rejections nobody handles, are reported on fd 2 and never end the driver.
   }
 
   setup();
-  emit({ type: 'ready', language: 'javascript', pid: PID });
+  emit({ type: 'ready', language: LANGUAGE, pid: PID });
 }());
