@@ -1198,12 +1198,24 @@ cell_free(struct cell *c)
 	free(c->line);
 }
 
+/* The OOM kills in sandbox id so far (the master reads its cgroup), or -1. */
+static int64_t
+oom_count(struct api_req *req, const char *id)
+{
+	struct wire_sbx_reply r;
+
+	if (sandboxes_ask_master(req, WIRE_SBX_OOM, 0, id, 0, false, &r) < 0 || r.status < 0)
+		return -1;
+	return r.oom_kills;
+}
+
 /* Runs a decoded cell: gets the context, runs, says what went wrong in it. */
 static int
 cell_go(struct api_req *req, const char *id, struct cell *c, const struct cell_args *a, bool *began)
 {
 	struct sbx_cell cell;
 	bool restored = false;
+	int64_t oom_before;
 	int status, conn = -1, e;
 
 	c->timeout_ms = a->timeout_ms;
@@ -1217,6 +1229,7 @@ cell_go(struct api_req *req, const char *id, struct cell *c, const struct cell_a
 	}
 	*began = true;
 	sandboxes_count(req, id, api_wall_ms() + a->timeout_ms + GIVE_UP_MS + MASTER_WAIT_MS);
+	oom_before = oom_count(req, id);
 	e = restored ? cell_notice(c, "[sandboxd] this context ended with its sandbox's last run "
 				      "(the sandbox slept, or sandboxd restarted); it has started "
 				      "again, so its earlier state (variables, imports) is gone\n")
@@ -1233,15 +1246,10 @@ cell_go(struct api_req *req, const char *id, struct cell *c, const struct cell_a
 		log_error("req %s: sandbox %s: a cell: %s", req->id, id, strerror(-e));
 		c->note = NOTE_STOPPED;
 	}
-	if (c->note == SBX_CELL_DIED && WIFSIGNALED(c->wstatus) &&
-	    WTERMSIG(c->wstatus) == SIGKILL) {
-		/* Killed, and not by sandboxd: the OOM killer, or the sandbox's own
-		 * code?  The master reads the cgroup's counter. */
-		struct wire_sbx_reply r;
-
-		c->oom = sandboxes_ask_master(req, WIRE_SBX_OOM, 0, id, 0, false, &r) == 0 &&
-			 r.status == 0 && r.oom_kills > 0;
-	}
+	if (c->note == SBX_CELL_DIED && WIFSIGNALED(c->wstatus) && WTERMSIG(c->wstatus) == SIGKILL)
+		/* Killed, and not by sandboxd: by the OOM killer, or the sandbox's
+		 * own code?  The cgroup's count tells. */
+		c->oom = oom_before >= 0 && oom_count(req, id) > oom_before;
 	c->truncated = c->truncated || c->o.out.truncated || c->o.err.truncated;
 	if (c->truncated)
 		cell_notice(c,

@@ -45,7 +45,6 @@ struct run {
 	int loop;	     /* and through this loop device */
 	pid_t disk_pid;	     /* RUN_DISK: the child making the disk */
 	int disk_fd;	     /* RUN_DISK: where it tells its loop device */
-	uint64_t oom_seen;   /* RUN_AGENT: its cgroup's OOM kills, as last reported */
 };
 
 struct master {

@@ -212,7 +212,6 @@ spawn_agent(struct master *m, int slot, uint32_t gen, const char *hostname, cons
 		return r;
 	}
 	run->state = state;
-	run->oom_seen = 0; /* a new cgroup */
 	run->worker = -1;
 	run->stopped = run->timed_out = false;
 	run->generation = gen;
@@ -898,14 +897,14 @@ destroy(struct master *m, int wi, const struct wire_sbx *req)
 	reply(m, wi, req->seq, 0, NULL, false);
 }
 
-/* How many processes of a running sandbox the kernel's OOM killer ended
- * since the last time a worker asked (a code context's driver that died of
+/* How many processes of a running sandbox the kernel's OOM killer has ended
+ * since it started (asked before a code cell and after its driver died of
  * SIGKILL: was it the OOM killer?). */
 static void
 oom_kills(struct master *m, int wi, const struct wire_sbx *req)
 {
 	int idx = sbx_table_find(m->table, req->id, strlen(req->id)), slot;
-	uint64_t count, fresh;
+	uint64_t count;
 
 	if (idx < 0 || (slot = entry_slot(m, sbx_table_slot(m->table, idx))) < 0 ||
 	    m->runs[slot].state != RUN_AGENT) {
@@ -913,10 +912,8 @@ oom_kills(struct master *m, int wi, const struct wire_sbx *req)
 		return;
 	}
 	count = sbx_oom_kills(m->host, &m->runs[slot].proc);
-	fresh = count > m->runs[slot].oom_seen ? count - m->runs[slot].oom_seen : 0;
-	m->runs[slot].oom_seen = count;
 	reply_oom(m, wi, req->seq, 0, NULL, false,
-		  fresh > UINT32_MAX ? UINT32_MAX : (uint32_t)fresh);
+		  count > UINT32_MAX ? UINT32_MAX : (uint32_t)count);
 }
 
 void

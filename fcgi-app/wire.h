@@ -59,7 +59,7 @@ struct wire_run_cancel {
 enum wire_sbx_op {
 	WIRE_SBX_ENSURE = 1,  /* make it run (waking or, with CREATE, creating it) */
 	WIRE_SBX_DESTROY = 2, /* kill it, wipe its workspace, forget it */
-	WIRE_SBX_OOM = 3,     /* its OOM kills since the last time a worker asked */
+	WIRE_SBX_OOM = 3,     /* how many of its processes the OOM killer has ended */
 };
 
 #define WIRE_SBX_CREATE 1u /* ENSURE: create it when missing */
