@@ -35,6 +35,7 @@
 #define DRAIN_MS 5000			    /* after the driver died: its pipes' end, at most */
 #define GIVE_UP_MS 30000		    /* past a cell's timeout and the agent's grace */
 #define CODE_MAX (8 << 20)		    /* bytes of a cell's code */
+#define LINE_SLACK 65536		    /* an event line read whatever the cap */
 #define NOTE_STOPPED (SBX_CELL_DELETED + 1) /* ours: the agent went away */
 
 struct language {
@@ -208,6 +209,8 @@ def_load(struct api_req *req, const char *id, const char *cid, const struct lang
 	lang = json_string_value(json_object_get(d, "language"));
 	dir = json_string_value(json_object_get(d, "cwd"));
 	vars = json_object_get(d, "env_vars");
+	if (json_is_null(vars))
+		vars = NULL;
 	if (!lang || !dir || dir[0] != '/' || strlen(dir) >= cwd_size || !find_language(lang) ||
 	    (vars && (!json_is_object(vars) || env_check_object(vars)))) {
 		json_decref(d);
@@ -542,6 +545,7 @@ struct cell {
 	char *line; /* the event line being read */
 	size_t line_len, line_cap;
 	bool skip_line; /* past the cap: dropped up to its newline */
+	bool over_cap;	/* the line being handled passes the cap */
 	struct output o;
 };
 
@@ -670,7 +674,9 @@ cell_event(struct cell *c, const char *line, size_t len)
 		json_decref(ev);
 		return 0; /* an earlier cell's */
 	}
-	if (strcmp(type, "result") == 0) {
+	if (strcmp(type, "result") == 0 && c->over_cap) {
+		c->truncated = true;
+	} else if (strcmp(type, "result") == 0) {
 		json_t *res = result_json(ev);
 
 		if (res && !c->stream) {
@@ -741,7 +747,10 @@ read_events(struct cell *c, int fd)
 				continue;
 			piece = (size_t)i - start;
 			if (!c->skip_line && piece) {
-				if (c->results_bytes + c->line_len + piece > c->max) {
+				/* Past the cap, a line may still be small: the "end" and
+				 * "error" that close the cell always fit. */
+				if (c->line_len + piece > LINE_SLACK &&
+				    c->results_bytes + c->line_len + piece > c->max) {
 					c->skip_line = true;
 					c->truncated = true;
 				} else {
@@ -762,6 +771,7 @@ read_events(struct cell *c, int fd)
 				break;
 			/* A whole line. */
 			if (!c->skip_line && c->line_len) {
+				c->over_cap = c->results_bytes + c->line_len > c->max;
 				c->results_bytes += c->line_len;
 				r = cell_event(c, c->line, c->line_len);
 				if (r < 0)
