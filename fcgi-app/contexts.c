@@ -546,6 +546,7 @@ struct cell {
 	size_t line_len, line_cap;
 	bool skip_line; /* past the cap: dropped up to its newline */
 	bool over_cap;	/* the line being handled passes the cap */
+	bool logged;	/* a protocol error of the driver's was logged */
 	struct output o;
 };
 
@@ -708,10 +709,13 @@ cell_event(struct cell *c, const char *line, size_t len)
 		v = json_object_get(ev, "execution_count");
 		c->execution_count = json_is_integer(v) ? json_integer_value(v) : 0;
 		c->ended = true;
-	} else if (strcmp(type, "protocol_error") == 0) {
+	} else if (strcmp(type, "protocol_error") == 0 && !c->logged) {
+		/* The cell itself can write this: once a cell, clipped (and the
+		 * log makes it one line). */
 		v = json_object_get(ev, "message");
-		log_warn("req %s: the driver did not understand a request: %s", c->req->id,
+		log_warn("req %s: the driver did not understand a request: %.200s", c->req->id,
 			 json_is_string(v) ? json_string_value(v) : "?");
+		c->logged = true;
 	}
 	json_decref(ev);
 	return r;

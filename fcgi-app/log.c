@@ -39,6 +39,11 @@ log_msg(enum log_level level, const char *fmt, ...)
 		return;
 	if ((size_t)n >= sizeof(line) - 1)
 		n = (int)sizeof(line) - 2;
+	/* One event, one line: text that came from outside (a path, what a
+	 * sandbox's driver said) cannot start lines of its own. */
+	for (int i = 0; i < n; i++)
+		if ((unsigned char)line[i] < 0x20 || line[i] == 0x7f)
+			line[i] = '?';
 	line[n++] = '\n';
 	/* One write per line, so lines of concurrent workers never interleave. */
 	(void)!write(STDERR_FILENO, line, (size_t)n);

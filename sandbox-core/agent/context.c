@@ -315,6 +315,11 @@ driver_init(struct ctx *x, int out_w, int err_w, int ev_w, int req_r, int st_w)
 
 	agent_close_except(keep, 6);
 	report_fd = lift(st_w);
+	/* The protocol pipes are the driver's, so that it may open them anew
+	 * through /proc/self/fd (Node's way of moving them off 3 and 4). */
+	if (fchown(ev_w, SBX_USER_UID, SBX_USER_GID) < 0 ||
+	    fchown(req_r, SBX_USER_UID, SBX_USER_GID) < 0)
+		fail(SBX_STEP_STDIO);
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
 		fail(SBX_STEP_CREDS);
 	if (command_proc() < 0)

@@ -61,3 +61,61 @@ def test_sandbox_client_sessions_and_files(ctx):
     assert out["afterDelete"] is False, out
     assert out["missing"]["code"] == "FILE_NOT_FOUND", out
     ctx.json("DELETE", f"/v1/sandboxes/{sid}")
+
+
+def test_sandbox_client_code_interpreter(ctx):
+    import base64
+    import struct
+    sid = "sdk-" + os.urandom(4).hex()
+    out = _run_client(ctx, "interpreter.mjs", sid)
+    py, js = out["created"]
+    assert (py["language"], py["cwd"], py["createdAt"]) == ("python", "/workspace", True), py
+    assert (js["language"], js["cwd"], js["createdAt"]) == ("javascript", "/tmp", True), js
+    assert len(py["id"]) == 36 and py["id"] != js["id"], out["created"]
+
+    def nothing_but(cell, **want):
+        got = {k: cell[k] for k in ("stdout", "stderr", "results", "errors")}
+        base = {"stdout": "", "stderr": "", "results": [], "errors": []}
+        base.update(want)
+        return got == base
+
+    text = {"html": None, "png": None, "json": None, "formats": ["text"]}
+    assert nothing_but(out["pyState"], stdout="hi from-sdk\n"), out["pyState"]
+    assert nothing_but(out["pyValue"], results=[{"text": "42", **text}]), out["pyValue"]
+    # onError: name, message, traceback (with the cell's line).
+    assert out["pyError"]["calls"] == ["error"], out["pyError"]
+    (err,) = out["pyError"]["errors"]
+    assert err["name"] == "ValueError" and err["message"] == "bad value", err
+    assert '  File "<cell-3>", line 2, in <module>' in err["traceback"], err
+    assert err["traceback"][-1] == "ValueError: bad value", err
+    # The timeout given to runCodeStream() interrupts the cell; state is kept.
+    (err,) = out["pyTimeout"]["errors"]
+    assert err["name"] == "TimeoutError" and "300 ms" in err["message"], err
+    assert nothing_but(out["pyAfterTimeout"], results=[{"text": "20", **text}]), out["pyAfterTimeout"]
+    # A chart through onResult: a real PNG.
+    assert out["pyPng"]["calls"] == ["result"] and not out["pyPng"]["errors"], out["pyPng"]
+    (fig,) = out["pyPng"]["results"]
+    assert "png" in fig["formats"], fig["formats"]
+    raw = base64.b64decode(fig["png"], validate=True)
+    assert raw[:8] == b"\x89PNG\r\n\x1a\n" and raw[12:16] == b"IHDR", raw[:16]
+    width, height = struct.unpack(">II", raw[16:24])
+    assert width > 0 and height > 0, (width, height)
+    assert out["pyJson"]["results"] == [{"text": "{'a': [1, 2]}", "html": None, "png": None,
+                                         "json": {"a": [1, 2]}, "formats": ["text", "json"]}], out["pyJson"]
+
+    # JavaScript: cwd, console.log before the value, let declared again, await.
+    assert out["js1"]["calls"] == ["stdout", "result"], out["js1"]
+    assert nothing_but(out["js1"], stdout="cwd /tmp\n", results=[{"text": "1", **text}]), out["js1"]
+    assert nothing_but(out["js2"], results=[{"text": "42", **text}]), out["js2"]
+    (err,) = out["jsError"]["errors"]
+    assert err["name"] == "RangeError" and err["message"] == "out of range", err
+    assert any("<cell-3>:2" in line for line in err["traceback"]), err
+
+    # listCodeContexts, deleteCodeContext, and what a deleted context gives.
+    assert sorted(map(tuple, (c.values() for c in out["listed"]))) == sorted(
+        [(py["id"], "python", "/workspace"), (js["id"], "javascript", "/tmp")]), out["listed"]
+    assert out["listedAfterDelete"] == [py["id"]], out
+    assert out["deleteAgain"]["code"] == "CONTEXT_NOT_FOUND" and out["deleteAgain"]["status"] == 404, out
+    assert out["cellOnDeleted"]["code"] == "CONTEXT_NOT_FOUND", out
+    assert out["listedAtEnd"] == 0, out
+    ctx.json("DELETE", f"/v1/sandboxes/{sid}")
