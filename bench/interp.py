@@ -10,6 +10,8 @@
              sandbox: an interpreter's start-up, which a warm context skips
   exec       POST .../api/execute {"command": "python3 -c 'print(1+1)'"}: the
              same start-up, inside the sandbox
+  ping       GET .../api/ping: the HTTPS round trip through nginx and a worker
+             alone, the floor under every call
 
 Prints medians and p99s, and the median ratio python3 -c / context.
 
@@ -44,7 +46,7 @@ def main():
     stack.start()
     ctx = Context(stack)
     sid = "bench-interp"
-    times = {"context": [], "stream": [], "python3 -c": [], "exec": []}
+    times = {"context": [], "stream": [], "python3 -c": [], "exec": [], "ping": []}
     try:
         status, body = ctx.json("PUT", f"/v1/sandboxes/{sid}", {"keepAlive": True})
         assert status in (200, 201), body
@@ -71,8 +73,12 @@ def main():
                                    {"command": "python3 -c 'print(1+1)'"})
             assert status == 200 and res["stdout"] == "2\n", res
 
+        def ping():
+            status, res = ctx.json("GET", f"/v1/sandboxes/{sid}/api/ping")
+            assert status == 200 and res["status"] == "healthy", res
+
         variants = [("context", context), ("stream", stream), ("python3 -c", direct),
-                    ("exec", exec_)]
+                    ("exec", exec_), ("ping", ping)]
         for _, fn in variants:
             for _ in range(10):
                 fn()

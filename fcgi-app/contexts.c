@@ -811,25 +811,23 @@ write_request(int fd, const char *req, size_t len, size_t *off)
  * client went away; another negative errno.
  */
 static int
-run_cell(struct cell *c, int conn, const struct sbx_cell *cell, const char *code, size_t code_len)
+run_cell(struct cell *c, int conn, const struct sbx_cell *cell, const char *line, size_t len)
 {
-	json_t *rq = json_pack("{s:s, s:I, s:s%}", "type", "execute", "id", (json_int_t)c->exec_id,
-			       "code", code, code_len);
-	char *line = rq ? json_dumps(rq, JSON_COMPACT) : NULL;
-	size_t len, off = 0;
+	size_t off = cell->written < len ? cell->written : len;
 	uint64_t now = output_now_ms(), give_up = now + c->timeout_ms + GIVE_UP_MS,
 		 next_tick = c->stream ? now + PING_MS : UINT64_MAX, drain_until = UINT64_MAX;
 	bool written = false, ev_eof = false, agent_gone = false;
 	int r = 0;
 
-	json_decref(rq);
-	if (!line)
-		return -ENOMEM;
-	len = strlen(line);
-	line[len] = '\n'; /* over the NUL: json_dumps() leaves no newline */
-
 	c->o.out_r = cell->out;
 	c->o.err_r = cell->err;
+	/* What the agent did not write (most requests it did): no poll round
+	 * for what fits the pipe now. */
+	r = write_request(cell->requests, line, len, &off);
+	if (r < 0 && r != -EPIPE)
+		return r;
+	written = r != 0;
+	r = 0;
 	while (!c->ended) {
 		struct pollfd p[6] = {
 			{ agent_gone ? -1 : conn, POLLIN, 0 },
@@ -873,7 +871,7 @@ run_cell(struct cell *c, int conn, const struct sbx_cell *cell, const char *code
 			break;
 		}
 		if (p[4].revents) {
-			r = write_request(cell->requests, line, len + 1, &off);
+			r = write_request(cell->requests, line, len, &off);
 			if (r < 0 && r != -EPIPE)
 				break;
 			written = true;
@@ -914,7 +912,6 @@ run_cell(struct cell *c, int conn, const struct sbx_cell *cell, const char *code
 		if (c->stream && n > 0)
 			next_tick = output_now_ms() + PING_MS;
 	}
-	free(line);
 	if (r < 0)
 		return r;
 	if (c->ended) {
@@ -1038,7 +1035,8 @@ restart_notice(struct cell *c, const struct sbx_cell *cell)
  */
 static int
 get_cell(struct api_req *req, const char *id, const char *cid, const struct language *create_l,
-	 uint32_t timeout_ms, int *ret_conn, struct sbx_cell *cell, bool *restored)
+	 uint32_t timeout_ms, const char *line, size_t len, int *ret_conn, struct sbx_cell *cell,
+	 bool *restored)
 {
 	char detail[SBX_CONTEXT_DETAIL_MAX];
 
@@ -1048,7 +1046,7 @@ get_cell(struct api_req *req, const char *id, const char *cid, const struct lang
 		e = sandboxes_connect(req, id, &conn, &from_master);
 		if (from_master || e < 0)
 			return sandboxes_agent_error(req, id, from_master, e);
-		e = sbx_cell_send(conn, cid, timeout_ms);
+		e = sbx_cell_send(conn, cid, timeout_ms, line, len);
 		for (;;) {
 			struct pollfd p[2] = { { conn, POLLIN, 0 },
 					       { req->client_fd, POLLRDHUP, 0 } };
@@ -1212,44 +1210,56 @@ cell_free(struct cell *c)
 	free(c->line);
 }
 
-/* The OOM kills in sandbox id so far (the master reads its cgroup), or -1. */
-static int64_t
-oom_count(struct api_req *req, const char *id)
-{
-	struct wire_sbx_reply r;
-
-	if (sandboxes_ask_master(req, WIRE_SBX_OOM, 0, id, 0, false, &r) < 0 || r.status < 0)
-		return -1;
-	return r.oom_kills;
-}
-
 /* Runs a decoded cell: gets the context, runs, says what went wrong in it. */
 static int
 cell_go(struct api_req *req, const char *id, struct cell *c, const struct cell_args *a, bool *began)
 {
 	struct sbx_cell cell;
 	bool restored = false;
-	int64_t oom_before;
+	struct wire_sbx_reply before, after;
+	uint32_t oom_seq = 0;
+	bool oom_asked;
 	int status, conn = -1, e;
 
+	char *line;
+	size_t len;
+	json_t *rq;
+
 	c->timeout_ms = a->timeout_ms;
-	status = get_cell(req, id, a->cid, a->create_l, a->timeout_ms, &conn, &cell, &restored);
-	if (status)
+	/* The driver's request line, which the agent writes for us when it can. */
+	rq = json_pack("{s:s, s:I, s:s%}", "type", "execute", "id", (json_int_t)c->exec_id, "code",
+		       a->code, a->code_len);
+	line = rq ? json_dumps(rq, JSON_COMPACT) : NULL;
+	json_decref(rq);
+	if (!line)
+		return api_error(req, 500, "INTERNAL_ERROR", NULL, "out of memory");
+	len = strlen(line);
+	line[len++] = '\n'; /* over the NUL: json_dumps() leaves no newline */
+	status = get_cell(req, id, a->cid, a->create_l, a->timeout_ms, line, len, &conn, &cell,
+			  &restored);
+	if (status) {
+		free(line);
 		return status;
+	}
 	if (c->stream && api_stream_begin(req) < 0) {
+		free(line);
 		close_cell(&cell);
 		close(conn);
 		return 499;
 	}
 	*began = true;
 	sandboxes_count(req, id, api_wall_ms() + a->timeout_ms + GIVE_UP_MS + MASTER_WAIT_MS);
-	oom_before = oom_count(req, id);
+	/* The sandbox's OOM kills so far, asked now and read only if the
+	 * driver dies of SIGKILL: the master answers long before the cell has
+	 * allocated its way to a kill. */
+	oom_asked = sandboxes_master_send(req, WIRE_SBX_OOM, 0, id, 0, false, &oom_seq) == 0;
 	e = restored ? cell_notice(c, "[sandboxd] this context ended with its sandbox's last run "
 				      "(the sandbox slept, or sandboxd restarted); it has started "
 				      "again, so its earlier state (variables, imports) is gone\n")
 		     : restart_notice(c, &cell);
 	if (e == 0)
-		e = run_cell(c, conn, &cell, a->code, a->code_len);
+		e = run_cell(c, conn, &cell, line, len);
+	free(line);
 	close_cell(&cell);
 	/* Closing before CTX_DONE (client gone, a failure here) interrupts the cell. */
 	close(conn);
@@ -1263,7 +1273,10 @@ cell_go(struct api_req *req, const char *id, struct cell *c, const struct cell_a
 	if (c->note == SBX_CELL_DIED && WIFSIGNALED(c->wstatus) && WTERMSIG(c->wstatus) == SIGKILL)
 		/* Killed, and not by sandboxd: by the OOM killer, or the sandbox's
 		 * own code?  The cgroup's count tells. */
-		c->oom = oom_before >= 0 && oom_count(req, id) > oom_before;
+		c->oom = oom_asked && sandboxes_master_wait(req, oom_seq, &before) == 0 &&
+			 before.status == 0 &&
+			 sandboxes_ask_master(req, WIRE_SBX_OOM, 0, id, 0, false, &after) == 0 &&
+			 after.status == 0 && after.oom_kills > before.oom_kills;
 	c->truncated = c->truncated || c->o.out.truncated || c->o.err.truncated;
 	if (c->truncated)
 		cell_notice(c,

@@ -14,6 +14,13 @@
 
 #define MASTER_WAIT_MS 30000 /* a master that does not answer by then is wedged */
 
+/* Sends a request to the master (its number in *ret_seq), and waits for
+ * the answer to request seq: a request whose answer is not waited for is
+ * skipped by the next wait.  0 or a negative errno. */
+int sandboxes_master_send(struct api_req *req, uint32_t op, uint32_t flags, const char *id,
+			  uint32_t sleep_s, bool keep_alive, uint32_t *ret_seq);
+int sandboxes_master_wait(struct api_req *req, uint32_t seq, struct wire_sbx_reply *ret);
+
 /* Asks the master for op on id and waits for the answer to this request. */
 int sandboxes_ask_master(struct api_req *req, uint32_t op, uint32_t flags, const char *id,
 			 uint32_t sleep_s, bool keep_alive, struct wire_sbx_reply *ret);

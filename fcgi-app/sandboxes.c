@@ -30,25 +30,29 @@
 
 #define EXEC_CWD_LEN 255 /* bytes of cwd */
 
-/* Asks the master for op on id and waits for the answer to this request. */
+static uint32_t master_seq = 0x80000000u; /* apart from run.c's numbers */
+
 int
-sandboxes_ask_master(struct api_req *req, uint32_t op, uint32_t flags, const char *id,
-		     uint32_t sleep_s, bool keep_alive, struct wire_sbx_reply *ret)
+sandboxes_master_send(struct api_req *req, uint32_t op, uint32_t flags, const char *id,
+		      uint32_t sleep_s, bool keep_alive, uint32_t *ret_seq)
 {
-	static uint32_t seq = 0x80000000u; /* apart from run.c's numbers */
 	struct wire_sbx msg = { .hdr = { WIRE_VERSION, WIRE_SBX, sizeof(msg) },
-				.seq = ++seq,
+				.seq = ++master_seq,
 				.op = op,
 				.flags = flags,
 				.sleep_after_s = sleep_s,
 				.keep_alive = keep_alive };
-	uint64_t give_up = output_now_ms() + MASTER_WAIT_MS;
-	int r;
 
 	snprintf(msg.id, sizeof(msg.id), "%s", id);
-	r = wire_send(req->master, &msg, sizeof(msg), NULL, 0);
-	if (r < 0)
-		return r;
+	*ret_seq = msg.seq;
+	return wire_send(req->master, &msg, sizeof(msg), NULL, 0);
+}
+
+int
+sandboxes_master_wait(struct api_req *req, uint32_t seq, struct wire_sbx_reply *ret)
+{
+	uint64_t give_up = output_now_ms() + MASTER_WAIT_MS;
+
 	for (;;) {
 		union {
 			struct wire_sbx_reply r;
@@ -70,11 +74,22 @@ sandboxes_ask_master(struct api_req *req, uint32_t op, uint32_t flags, const cha
 		if (n <= 0)
 			return -EPIPE;
 		/* Late answers to requests given up on are skipped, whatever their type. */
-		if (wire_check(&in, n, WIRE_SBX_REPLY, sizeof(in.r)) < 0 || in.r.seq != msg.seq)
+		if (wire_check(&in, n, WIRE_SBX_REPLY, sizeof(in.r)) < 0 || in.r.seq != seq)
 			continue;
 		*ret = in.r;
 		return 0;
 	}
+}
+
+/* Asks the master for op on id and waits for the answer to this request. */
+int
+sandboxes_ask_master(struct api_req *req, uint32_t op, uint32_t flags, const char *id,
+		     uint32_t sleep_s, bool keep_alive, struct wire_sbx_reply *ret)
+{
+	uint32_t seq;
+	int r = sandboxes_master_send(req, op, flags, id, sleep_s, keep_alive, &seq);
+
+	return r < 0 ? r : sandboxes_master_wait(req, seq, ret);
 }
 
 /* Sends the error for a master's answer (or failure to answer) to op. */

@@ -189,13 +189,17 @@ enum ctx_op {
 			 * source as a sealed memfd (one NUL-terminated string,
 			 * the driver's last argument): answered once the driver
 			 * says it is ready, or failed */
-	CTX_EXEC,	/* id, timeout_ms: answered with the driver's pipes once
-			 * the context is free (see below) */
+	CTX_EXEC,	/* id, timeout_ms, and the start of the cell's request line:
+			 * answered with the driver's pipes once the context is
+			 * free (see below) */
 	CTX_DELETE,	/* id: kills the driver and what it runs */
 	CTX_LIST,
 };
 
-/* A request about contexts: this header, then argc + envc strings (CREATE). */
+/* A request about contexts: this header, then argc + envc strings (CREATE)
+ * or the cell's request line (EXEC: when the context is free at once, the
+ * agent writes it to the driver before it answers, so that the driver starts
+ * while the answer travels; written says how much). */
 struct ctx_req {
 	uint32_t magic; /* CTX_MAGIC */
 	uint32_t op;	/* enum ctx_op */
@@ -227,6 +231,8 @@ struct ctx_reply {
 			     * anew since the context was last used, or 0 */
 	int32_t wstatus;    /* with SBX_CONTEXT_DIED: how the old driver ended */
 	uint32_t idle_s;    /* with SBX_CONTEXT_REAPED: after how long */
+	uint32_t written;   /* EXEC: bytes of the request line the agent wrote */
+	uint32_t pad;
 	char detail[CTX_DETAIL_MAX]; /* ENOEXEC: what the driver said, or the step that failed */
 };
 

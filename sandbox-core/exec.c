@@ -340,9 +340,20 @@ sbx_context_list(int conn, struct sbx_context_info *ret, unsigned max, unsigned 
 }
 
 int
-sbx_cell_send(int conn, const char *id, uint32_t timeout_ms)
+sbx_cell_send(int conn, const char *id, uint32_t timeout_ms, const void *request, size_t len)
 {
-	return ctx_send(conn, CTX_EXEC, id, timeout_ms);
+	static char buf[sizeof(struct ctx_req) + SBX_CELL_INLINE_MAX];
+	struct ctx_req r = { .magic = CTX_MAGIC, .op = CTX_EXEC, .timeout_ms = timeout_ms };
+
+	if (!id || strlen(id) >= sizeof(r.id))
+		return -EINVAL;
+	memcpy(r.id, id, strlen(id) + 1);
+	if (len > SBX_CELL_INLINE_MAX)
+		len = 0; /* the worker writes it all */
+	memcpy(buf, &r, sizeof(r));
+	if (len)
+		memcpy(buf + sizeof(r), request, len);
+	return sbx_send_fds(conn, buf, sizeof(r) + len, NULL, 0);
 }
 
 int
@@ -370,7 +381,8 @@ sbx_cell_recv(int conn, struct sbx_cell *ret, char *detail, size_t detail_size)
 				  .requests = fds[3],
 				  .restarted = r.restarted,
 				  .wstatus = r.wstatus,
-				  .idle_s = r.idle_s };
+				  .idle_s = r.idle_s,
+				  .written = r.written };
 	return 0;
 }
 

@@ -77,6 +77,7 @@ import os
 import signal
 import sys
 import types
+import _signal                                  # signal's functions without the enum wrapping
 import _thread
 
 _G = globals()
@@ -111,6 +112,7 @@ class _State:
     loop = None               # the persistent asyncio loop, made on first top-level await
     libc = None               # ctypes handle for fflush(NULL); False once it failed
     mpl_default = None        # backend to give matplotlib at its import, or None
+    held = b""                # an encoded event line that goes out with the next one
 
 
 _S = _State()
@@ -126,9 +128,12 @@ def _on_sigint(signum, frame):
     _S.sigints += 1
 
 
+_SIGINT = int(signal.SIGINT)
+
+
 def _restore_sigint():
     try:
-        signal.signal(signal.SIGINT, _on_sigint)
+        _signal.signal(_SIGINT, _on_sigint)
     except (ValueError, OSError):
         pass
 
@@ -137,7 +142,7 @@ class _UserMode:
     """Around user code: SIGINT raises KeyboardInterrupt there."""
 
     def __enter__(self):
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        _signal.signal(_SIGINT, signal.default_int_handler)
 
     def __exit__(self, *exc):
         _restore_sigint()
@@ -244,21 +249,27 @@ def _write_all(fd, data):
         mv = mv[n:]
 
 
-def _emit(ev, flush=True):
+def _emit(ev, flush=True, hold=False):
     """Writes one event line on the event fd.  A SIGINT arriving while the
     line is written is held back (a line is never cut); if the caller is user
-    code, it is delivered again afterwards."""
+    code, it is delivered again afterwards.  With hold (a cell's main result,
+    which its "end" follows soon) the line waits for the next event's write:
+    one write, one wake-up of the parent, for both."""
     if os.getpid() != _PID:                     # a fork()ed child never speaks the protocol
         return
     if flush:
         _flush_std()
     line = _encode(ev)
+    if hold and _thread.get_ident() == _MAIN_TID:
+        _S.held += line
+        return
     swapped = False
     if _thread.get_ident() == _MAIN_TID:
-        cur = signal.getsignal(signal.SIGINT)
+        line, _S.held = _S.held + line, b""
+        cur = _signal.getsignal(_SIGINT)
         if cur is not _on_sigint and (callable(cur) or cur in (signal.SIG_IGN, signal.SIG_DFL)):
             before = _S.sigints
-            signal.signal(signal.SIGINT, _on_sigint)
+            _signal.signal(_SIGINT, _on_sigint)
             swapped = True
     try:
         with _LOCK:
@@ -267,7 +278,7 @@ def _emit(ev, flush=True):
         _fatal("the event channel is gone (%s)" % e)
     finally:
         if swapped:
-            signal.signal(signal.SIGINT, cur)
+            _signal.signal(_SIGINT, cur)
             if _S.sigints != before:
                 signal.raise_signal(signal.SIGINT)
 
@@ -505,8 +516,9 @@ def _bundle(obj, include=None, exclude=None):
     return data, md
 
 
-def _result(data, md, main):
-    _emit({"type": "result", "id": _S.current_id, "main": bool(main), "data": data, "metadata": md})
+def _result(data, md, main, hold=False):
+    _emit({"type": "result", "id": _S.current_id, "main": bool(main), "data": data, "metadata": md},
+          hold=hold)
 
 
 def display(*objs, include=None, exclude=None, metadata=None, raw=False, **kwargs):
@@ -792,7 +804,7 @@ def _run_cell(code, n):
             try:
                 with _UserMode():
                     data, md = _bundle(value)
-                    _result(data, md, True)
+                    _result(data, md, True, hold=True)
             except BaseException as e:
                 _restore_sigint()
                 err = _error_event(e)

@@ -561,6 +561,11 @@ ready(int idx)
 	dispatch(idx);
 }
 
+/* The request line that came with call line_call, while ctx_accept() runs. */
+static int line_call = -1;
+static const char *line;
+static size_t line_len;
+
 /* Hands x's pipes to call ci for a cell. */
 static void
 start_cell(int idx, int ci)
@@ -579,8 +584,24 @@ start_cell(int idx, int ci)
 		 * status pipe will say so.  The cell waits for the new one. */
 		return;
 	}
+	if (ci == line_call && line_len) {
+		/* The driver is waiting for it: it starts now, while the answer
+		 * goes to the worker, which writes what did not fit. */
+		ssize_t w = write(x->req_w, line, line_len);
+
+		r.written = w > 0 ? (uint32_t)w : 0;
+	}
 	if (sbx_send_fds(c->conn, &r, sizeof(r), fds, 4) < 0) {
+		/* A request written without its worker: the driver runs it and
+		 * its output is drained, as a cell whose worker hung up. */
 		free_call(c);
+		if (r.written) {
+			x->state = CTX_DRAINING;
+			x->head_len = 0;
+			x->deadline = now_ns() + GRACE_NS;
+			if (x->init > 0 && !x->reaped)
+				kill(x->init, SIGINT);
+		}
 		return;
 	}
 	x->restarted = SBX_CONTEXT_UP;
@@ -783,7 +804,8 @@ ctx_accept(int conn)
 	r.language[sizeof(r.language) - 1] = '\0';
 	r.cwd[sizeof(r.cwd) - 1] = '\0';
 	if (r.magic != CTX_MAGIC || (r.op != CTX_LIST && !valid_id(r.id)) ||
-	    nfds != (r.op == CTX_CREATE ? 1u : 0u) || (r.op != CTX_CREATE && n != sizeof(r))) {
+	    nfds != (r.op == CTX_CREATE ? 1u : 0u) ||
+	    (r.op != CTX_CREATE && r.op != CTX_EXEC && n != sizeof(r))) {
 		err = EBADMSG;
 		goto answer;
 	}
@@ -804,7 +826,12 @@ ctx_accept(int conn)
 			err = EAGAIN;
 			break;
 		}
+		/* The request line, for start_cell() if the cell starts now. */
+		line_call = ci;
+		line = buf + sizeof(r);
+		line_len = (size_t)n - sizeof(r);
 		dispatch(idx);
+		line_call = -1;
 		return;
 	case CTX_DELETE:
 		idx = find(r.id);

@@ -217,7 +217,8 @@ int sbx_context_list(int conn, struct sbx_context_info *ret, unsigned max, unsig
  * A cell: sbx_cell_send() asks for context id; the answer comes once the
  * context is free (its previous cell ended, its driver started again), read
  * by sbx_cell_recv() when conn is readable.  The cell then owns the
- * driver's pipes: it writes one request line to requests, reads stdout,
+ * driver's pipes: it writes one request line to requests (what the agent
+ * has not written of it), reads stdout,
  * stderr and events (all non-blocking) until the driver's "end" event, and
  * calls sbx_cell_done().  Closing conn without it interrupts the cell.
  * Meanwhile the agent may say things on conn (sbx_cell_note()).
@@ -227,9 +228,13 @@ struct sbx_cell {
 	uint32_t restarted; /* enum sbx_context_down: since its last cell */
 	int wstatus;	    /* SBX_CONTEXT_DIED: how the old driver ended */
 	uint32_t idle_s;    /* SBX_CONTEXT_REAPED: after how long */
+	uint32_t written;   /* bytes of the request the agent wrote already */
 };
 
-int sbx_cell_send(int conn, const char *id, uint32_t timeout_ms);
+/* With the cell's request line (len bytes; more than SBX_CELL_INLINE_MAX
+ * are not sent): the agent writes it when the context is free at once. */
+#define SBX_CELL_INLINE_MAX 49152
+int sbx_cell_send(int conn, const char *id, uint32_t timeout_ms, const void *request, size_t len);
 
 /* 0 (the four fds are the caller's to close), -ENOENT, -ENOEXEC (the driver
  * could not be started again: detail), -EPIPE, -EBADMSG. */
