@@ -547,6 +547,7 @@ struct cell {
 	bool skip_line; /* past the cap: dropped up to its newline */
 	bool over_cap;	/* the line being handled passes the cap */
 	bool logged;	/* a protocol error of the driver's was logged */
+	int conn;	/* the agent's connection of a cell that ended, or -1 */
 	struct output o;
 };
 
@@ -919,7 +920,9 @@ run_cell(struct cell *c, int conn, const struct sbx_cell *cell, const char *line
 		if ((!c->o.out.eof && (r = output_read(&c->o, 1)) < 0) ||
 		    (!c->o.err.eof && (r = output_read(&c->o, 2)) < 0))
 			return r;
-		sbx_cell_done(conn);
+		/* CTX_DONE goes once the answer is out (cell_free()): the agent's
+		 * wake-up is off the caller's path. */
+		c->conn = conn;
 	} else if (agent_gone && !c->note) {
 		c->note = NOTE_STOPPED; /* the sandbox stopped */
 	}
@@ -1177,7 +1180,9 @@ decode_cell(struct api_req *req, const json_t *root, const char *ctx_field,
 static int
 cell_prepare(struct api_req *req, struct cell *c, bool stream)
 {
-	*c = (struct cell){ .req = req, .stream = stream, .max = req->conf->cell_output_max_bytes };
+	*c = (struct cell){
+		.req = req, .stream = stream, .max = req->conf->cell_output_max_bytes, .conn = -1
+	};
 	/* No pipes of ours: the driver's come from the agent. */
 	c->o = (struct output){
 		.out_r = -1, .err_r = -1, .out_w = -1, .err_w = -1, .watch_fd = -1
@@ -1208,6 +1213,11 @@ cell_free(struct cell *c)
 	json_decref(c->err_chunks);
 	json_decref(c->error);
 	free(c->line);
+	if (c->conn >= 0) {
+		/* The cell ended and its answer is out: the context is free. */
+		sbx_cell_done(c->conn);
+		close(c->conn);
+	}
 }
 
 /* Runs a decoded cell: gets the context, runs, says what went wrong in it. */
@@ -1261,8 +1271,10 @@ cell_go(struct api_req *req, const char *id, struct cell *c, const struct cell_a
 		e = run_cell(c, conn, &cell, line, len);
 	free(line);
 	close_cell(&cell);
-	/* Closing before CTX_DONE (client gone, a failure here) interrupts the cell. */
-	close(conn);
+	/* Closing before CTX_DONE (client gone, a failure here) interrupts the
+	 * cell; a cell that ended keeps the connection for cell_free(). */
+	if (c->conn != conn)
+		close(conn);
 	sandboxes_count(req, id, 0);
 	if (e == -ECANCELED)
 		return 499;
