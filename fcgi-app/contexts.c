@@ -1259,9 +1259,9 @@ cell_go(struct api_req *req, const char *id, struct cell *c, const struct cell_a
 	}
 	*began = true;
 	sandboxes_count(req, id, api_wall_ms() + a->timeout_ms + GIVE_UP_MS + MASTER_WAIT_MS);
-	/* The sandbox's OOM kills so far, asked now and read only if the
-	 * driver dies of SIGKILL: the master answers long before the cell has
-	 * allocated its way to a kill. */
+	/* The sandbox's OOM kills so far, asked now and read when the cell is
+	 * over: the master answers long before a cell has allocated its way to
+	 * a kill. */
 	oom_asked = sandboxes_master_send(req, WIRE_SBX_OOM, 0, id, 0, false, &oom_seq) == 0;
 	e = restored ? cell_notice(c, "[sandboxd] this context ended with its sandbox's last run "
 				      "(the sandbox slept, or sandboxd restarted); it has started "
@@ -1276,6 +1276,10 @@ cell_go(struct api_req *req, const char *id, struct cell *c, const struct cell_a
 	if (c->conn != conn)
 		close(conn);
 	sandboxes_count(req, id, 0);
+	/* Read the answer in any case, so that answers never pile up in our
+	 * socket (the master does not wait on a full one: it drops them). */
+	oom_asked = oom_asked && sandboxes_master_wait(req, oom_seq, &before) == 0 &&
+		    before.status == 0;
 	if (e == -ECANCELED)
 		return 499;
 	if (e < 0) {
@@ -1285,8 +1289,7 @@ cell_go(struct api_req *req, const char *id, struct cell *c, const struct cell_a
 	if (c->note == SBX_CELL_DIED && WIFSIGNALED(c->wstatus) && WTERMSIG(c->wstatus) == SIGKILL)
 		/* Killed, and not by sandboxd: by the OOM killer, or the sandbox's
 		 * own code?  The cgroup's count tells. */
-		c->oom = oom_asked && sandboxes_master_wait(req, oom_seq, &before) == 0 &&
-			 before.status == 0 &&
+		c->oom = oom_asked &&
 			 sandboxes_ask_master(req, WIRE_SBX_OOM, 0, id, 0, false, &after) == 0 &&
 			 after.status == 0 && after.oom_kills > before.oom_kills;
 	c->truncated = c->truncated || c->o.out.truncated || c->o.err.truncated;

@@ -351,6 +351,10 @@ spawn_worker(struct master *m, int wi)
 		_exit(worker_main(m->conf, m->table, m->listen_fd, sv[1], m->wuid, m->wgid));
 	}
 	close(sv[1]);
+	/* The master never waits on a worker: a worker that does not read its
+	 * answers loses them (logged), it does not stop the master, which may
+	 * hold the table's lock. */
+	fcntl(sv[0], F_SETFL, O_NONBLOCK);
 	w->pid = pid;
 	w->sock = sv[0];
 	w->run = -1;

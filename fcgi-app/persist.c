@@ -132,8 +132,9 @@ reply_oom(struct master *m, int wi, uint32_t seq, int status, const struct sbx_s
 		r.uid_slot = s->uid_slot;
 		r.generation = s->generation;
 	}
-	if (m->workers[wi].sock >= 0)
-		wire_send(m->workers[wi].sock, &r, sizeof(r), NULL, 0);
+	if (m->workers[wi].sock >= 0 && wire_send(m->workers[wi].sock, &r, sizeof(r), NULL, 0) < 0)
+		log_warn("worker %d: answer lost: its socket is full or gone",
+			 (int)m->workers[wi].pid);
 }
 
 static void

@@ -827,3 +827,38 @@ def test_unused_context_is_stopped_and_says_so(ctx):
         delete_sandbox(c, sid)
     finally:
         assert st.stop() == 0
+
+
+# ---------------------------------------------------------------------------
+# The master's side of cells.
+
+def test_many_cells_never_wedge_the_master(ctx):
+    """Each cell asks the master for the sandbox's OOM-kill count.  Answers a
+    worker leaves unread pile up in its socket; once it was full, the master
+    blocked in its send while holding the table's lock, and every request
+    that needed the master (or the lock) hung.  One worker, so that all the
+    cells' answers go to one socket, and more cells than a socket holds."""
+    st = extra_stack(ctx, 10, {})
+    st.workers = 1
+    try:
+        st.start()
+        c = Context(st)
+        # A wedged master shows as a request that never ends: 30 s, not the
+        # stack's usual 700.
+        c._conn = st.connection()
+        c._conn.timeout = 30
+        sid = new_id()
+        cid = new_context(c, sid)["contextId"]
+        for i in range(600):
+            status, res = run_code(c, sid, {"code": f"{i} + 1", "context": cid})
+            assert status == 200 and value(res) == str(i + 1), (i, status, res)
+        # The master still answers: a new sandbox is made through it, and a
+        # command in it runs.
+        other = new_id()
+        status, res = c.json("PUT", f"/v1/sandboxes/{other}")
+        assert status == 201, res
+        status, res = c.json("POST", f"/v1/sandboxes/{other}/api/execute", {"command": "echo ok"})
+        assert status == 200 and res["stdout"] == "ok\n", res
+        assert "answer lost" not in st.log_text(), "the master dropped answers to a worker"
+    finally:
+        st.stop()
