@@ -42,7 +42,7 @@ struct language {
 	const char *name;
 	const char *aliases[3];
 	const char *interpreter;
-	const char *argv[4]; /* before the driver's source */
+	const char *argv[5]; /* before the driver's source */
 	const char *driver;  /* under drivers_dir */
 	const char *env[4];  /* the driver's own, over the sandbox's */
 };
@@ -58,13 +58,13 @@ static const struct language languages[] = {
 	{ "javascript",
 	  { "js", "node", NULL },
 	  "/usr/bin/node",
-	  { "/usr/bin/node", "-e", NULL },
+	  { "/usr/bin/node", "--experimental-vm-modules", "-e", NULL },
 	  "javascript/sbx_driver.js",
 	  { NULL } },
 	{ "typescript",
 	  { "ts", NULL },
 	  "/usr/bin/node",
-	  { "/usr/bin/node", "-e", NULL },
+	  { "/usr/bin/node", "--experimental-vm-modules", "-e", NULL },
 	  "javascript/sbx_driver.js",
 	  { "SBX_DRIVER_LANGUAGE=typescript", NULL } },
 };

@@ -1,10 +1,13 @@
 /* sbx_driver.js: the persistent Node.js process behind one JavaScript
 code-interpreter context.  The same protocol as drivers/python/sbx_driver.py.
 
-Started by sandboxd as  node -e "<this file's source>"  (nothing here relies
-on __filename or on the file's path; keep the file ASCII and far below
-Linux's 128 KiB limit on one argv string), Node 20 or later, no npm package
-(built-in modules only), with env HOME=/workspace and cwd = the context's cwd.
+Started by sandboxd as  node --experimental-vm-modules -e "<this file's
+source>"  (nothing here relies on __filename or on the file's path; keep the
+file ASCII and far below Linux's 128 KiB limit on one argv string), Node 18
+(Debian 12's) or later, no npm package (built-in modules only), with env
+HOME=/workspace and cwd = the context's cwd.  The flag lets cells use import
+declarations and import() in the vm context: Node 18 refuses a vm script's
+dynamic import without it (ERR_VM_DYNAMIC_IMPORT_CALLBACK_MISSING_FLAG).
 A 'typescript' context runs this same driver with SBX_DRIVER_LANGUAGE=typescript
 in its environment (read at start, then deleted from process.env; unset or
 anything else: JavaScript): the driver strips each cell's types itself (see

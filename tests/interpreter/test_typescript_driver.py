@@ -39,7 +39,7 @@ class Driver(js.Driver):
             src_fds.append(fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 100))
             os.close(fd)
         actions = [(os.POSIX_SPAWN_DUP2, fd, target) for target, fd in enumerate(src_fds)]
-        argv = ["/usr/bin/env", "-C", home, js.NODE, "-e", src]
+        argv = ["/usr/bin/env", "-C", home, js.NODE, "--experimental-vm-modules", "-e", src]
         try:
             self.pid = os.posix_spawn(argv[0], argv, env, file_actions=actions, setsid=True)
         finally:
