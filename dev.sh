@@ -120,6 +120,10 @@ sandboxd is up (Ctrl-C stops it):
        -H 'Content-Type: application/json' \\
        -d '{"code": "print(6 * 7)", "language": "python"}'
 
+  curl --cacert $dev/tls/cert.pem https://localhost:8443/v1/sandboxes/demo/run-code \\
+       -H 'Content-Type: application/json' \\
+       -d '{"code": "import math\\nmath.pi * 2 ** 2"}'
+
 No API keys are configured, so only loopback clients are served.
 Logs: $dev/log/
 MSG

@@ -398,6 +398,7 @@ spawn(struct ctx *x)
 	x->errtail[0] = '\0';
 	x->state = CTX_STARTING;
 	x->deadline = now_ns() + (uint64_t)x->start_timeout_ms * 1000000ull;
+	x->executions = 0; /* as the new driver counts */
 	return 0;
 fail:
 	e = errno;

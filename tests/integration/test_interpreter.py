@@ -450,7 +450,10 @@ def test_oom_kills_only_the_context_which_restarts(ctx):
         # The killed context starts again at its next cell, without its state.
         res = run_ok(c, sid, "keep", context=a)
         assert res["error"] is not None and res["error"]["name"] == "NameError", res
-        assert value(run_ok(c, sid, "2 ** 10", context=a)) == "1024"
+        res = run_ok(c, sid, "2 ** 10", context=a)
+        assert value(res) == "1024" and res["executionCount"] == 2, res
+        # The listing counts as the new driver does.
+        assert list_contexts(c, sid)[a]["executionCount"] == 2
         assert list_contexts(c, sid)[a]["state"] == "idle"
         # A SIGKILL that is not the OOM killer's (the cell's own, with no
         # out-of-memory kill counted since the last one was reported) is not
