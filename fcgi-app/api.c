@@ -42,10 +42,15 @@ api_wall_ms(void)
 void
 api_iso_time(int64_t ms, char buf[static 32])
 {
-	time_t t = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
+	time_t t;
 	struct tm tm;
 	size_t n;
 
+	/* Past the years that four digits hold (a value from a sandbox's agent
+	 * can be anything): the epoch, rather than a malformed date. */
+	if (ms < 0 || ms > 253402300799999)
+		ms = 0;
+	t = (time_t)(ms / 1000);
 	gmtime_r(&t, &tm);
 	n = strftime(buf, 32, "%Y-%m-%dT%H:%M:%S", &tm);
 	snprintf(buf + n, 32 - n, ".%03uZ", (unsigned)(ms - (int64_t)t * 1000));

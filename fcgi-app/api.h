@@ -75,7 +75,8 @@ json_t *api_ok(void);
 /* The time of day (CLOCK_REALTIME) in milliseconds since the epoch. */
 uint64_t api_wall_ms(void);
 
-/* Writes ms (since the epoch) as "2026-11-22T02:07:16.123Z". */
+/* Writes ms (since the epoch) as "2026-11-22T02:07:16.123Z"; a time before
+ * 1970 or after 9999 as the epoch. */
 void api_iso_time(int64_t ms, char buf[static 32]);
 
 /* Writes the current UTC time as "2026-11-22T02:07:16.123Z". */

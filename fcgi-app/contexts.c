@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -36,6 +37,8 @@
 #define GIVE_UP_MS 30000		    /* past a cell's timeout and the agent's grace */
 #define CODE_MAX (8 << 20)		    /* bytes of a cell's code */
 #define LINE_SLACK 65536		    /* an event line read whatever the cap */
+#define EVENT_NODES_MAX 262144		    /* values in an event line we parse (~16 MiB) */
+#define READS_MAX 16			    /* reads of the events pipe per wake-up */
 #define NOTE_STOPPED (SBX_CELL_DELETED + 1) /* ours: the agent went away */
 
 struct language {
@@ -512,13 +515,16 @@ delete_context(struct api_req *req, const char *id, const char *cid)
 				 "no context '%s' in this sandbox", cid);
 	e = sandboxes_connect(req, id, &conn, &from_master);
 	if (e == 0 && !from_master) {
+		/* The definition first: a cell that finds the context gone from
+		 * the agent must not find it here and bring it back.  It may be
+		 * all there is (the context ended with an earlier agent). */
+		bool forgot = def_forget(req, id, cid) == 0;
+
 		e = sbx_context_delete(conn, cid);
 		close(conn);
+		if (e == -ENOENT && forgot)
+			e = 0;
 	}
-	/* Also one that ended with an earlier agent, of which only the
-	 * definition is left. */
-	if (!from_master && (e == 0 || e == -ENOENT) && def_forget(req, id, cid) == 0)
-		e = 0;
 	if (e == -ENOENT)
 		return api_error(req, 404, "CONTEXT_NOT_FOUND",
 				 json_pack("{s:s}", "contextId", cid),
@@ -657,14 +663,45 @@ result_json(const json_t *ev)
 	return r;
 }
 
+/* The values a parse of JSON text s makes, near enough: its arrays, objects
+ * and commas outside strings.  Each costs some 50 bytes parsed, against a
+ * byte or three of text. */
+static size_t
+json_nodes(const char *s, size_t n)
+{
+	size_t nodes = 0;
+	bool in_str = false;
+
+	for (size_t i = 0; i < n; i++) {
+		if (in_str) {
+			if (s[i] == '\\')
+				i++;
+			else if (s[i] == '"')
+				in_str = false;
+		} else if (s[i] == '"') {
+			in_str = true;
+		} else if (s[i] == '[' || s[i] == '{' || s[i] == ',') {
+			nodes++;
+		}
+	}
+	return nodes;
+}
+
 /* One event line from the driver. */
 static int
 cell_event(struct cell *c, const char *line, size_t len)
 {
-	json_t *ev = json_loadb(line, len, 0, NULL), *v;
+	json_t *ev, *v;
 	const char *type;
 	int r = 0;
 
+	if (json_nodes(line, len) > EVENT_NODES_MAX) {
+		/* Not one of our drivers' events: a cell writing here can make
+		 * a line whose parse would take fifty times its size. */
+		c->truncated = true;
+		return 0;
+	}
+	ev = json_loadb(line, len, 0, NULL);
 	if (!json_is_object(ev) || !json_is_string(json_object_get(ev, "type"))) {
 		json_decref(ev);
 		return 0; /* not ours to understand: a cell can write here */
@@ -722,14 +759,16 @@ cell_event(struct cell *c, const char *line, size_t len)
 	return r;
 }
 
-/* Reads the events pipe; every complete line goes to cell_event() after the
- * output written before it.  0, 1 at end of file, or a negative errno. */
+/* Reads the events pipe (up to READS_MAX reads: a cell writing there without
+ * end must not keep us from its timeout); every complete line goes to
+ * cell_event() after the output written before it.  0, 1 at end of file, or
+ * a negative errno. */
 static int
 read_events(struct cell *c, int fd)
 {
 	char buf[65536];
 
-	for (;;) {
+	for (int reads = 0; reads < READS_MAX; reads++) {
 		ssize_t n = read(fd, buf, sizeof(buf));
 		size_t start = 0;
 		int r;
@@ -787,6 +826,7 @@ read_events(struct cell *c, int fd)
 			start = (size_t)i + 1;
 		}
 	}
+	return 0; /* more to read: poll says so again */
 }
 
 /* Writes what is left of the request.  0 (more to write later), 1 (all
@@ -1025,6 +1065,11 @@ restart_notice(struct cell *c, const struct sbx_cell *cell)
 				   "[sandboxd] this context's last cell was abandoned and did not "
 				   "stop when interrupted; the context has started again, so its "
 				   "earlier state is gone\n");
+	case SBX_CONTEXT_CLOSED:
+		return cell_notice(c,
+				   "[sandboxd] this context's process had closed its standard "
+				   "output or error (a cell did), so it could run no more cells; "
+				   "it has started again, so its earlier state is gone\n");
 	default: return 0;
 	}
 }
@@ -1074,14 +1119,16 @@ get_cell(struct api_req *req, const char *id, const char *cid, const struct lang
 			return 0;
 		}
 		close(conn);
-		if (e == -ENOENT && attempt == 0) {
+		if ((e == -ENOENT || (e == -ECANCELED && create_l)) && attempt == 0) {
 			/* Not in the agent: a context that ended with the agent (its
-			 * definition is kept), or a default context not made yet. */
+			 * definition is kept), or a default context not made yet (or
+			 * deleted while this cell waited: made anew). */
 			const struct language *l = create_l;
 			char cwd[256] = "/workspace";
 			json_t *vars = NULL;
 
-			if (def_load(req, id, cid, &l, cwd, sizeof(cwd), &vars) == 0)
+			if (e == -ENOENT &&
+			    def_load(req, id, cid, &l, cwd, sizeof(cwd), &vars) == 0)
 				*restored = true;
 			if (l) {
 				status = create_context(req, id, cid, l, cwd, vars, true);
@@ -1095,6 +1142,10 @@ get_cell(struct api_req *req, const char *id, const char *cid, const struct lang
 			return api_error(req, 404, "CONTEXT_NOT_FOUND",
 					 json_pack("{s:s}", "contextId", cid),
 					 "no context '%s' in this sandbox", cid);
+		if (e == -ECANCELED)
+			return api_error(
+				req, 404, "CONTEXT_NOT_FOUND", json_pack("{s:s}", "contextId", cid),
+				"context '%s' was deleted while this cell waited for it", cid);
 		if (e == -ENOEXEC)
 			return api_error(
 				req, 500, "INTERPRETER_FAILED",
@@ -1218,6 +1269,10 @@ cell_free(struct cell *c)
 		sbx_cell_done(c->conn);
 		close(c->conn);
 	}
+	/* A big cell's many small values went back to the heap: to the
+	 * system too, or the worker keeps its peak for good. */
+	if (c->results_bytes > (1u << 20))
+		malloc_trim(0);
 }
 
 /* Runs a decoded cell: gets the context, runs, says what went wrong in it. */

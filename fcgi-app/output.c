@@ -10,6 +10,8 @@
 #include "api.h"
 #include "output.h"
 
+#define DRAIN_READS 16 /* of 64 KiB: as much as a pipe can hold */
+
 uint64_t
 output_now_ms(void)
 {
@@ -87,13 +89,15 @@ emit(struct output *o, int stream, const char *data, size_t len)
 	return n - tail ? o->on_chunk(o->stream_ctx, stream, buf, n - tail) : 0;
 }
 
-/* Reads what the pipe has; keeps up to max bytes and drops the rest. */
+/* Reads what the pipe has, up to DRAIN_READS reads (a program writing
+ * without end must not keep its caller from its timeout and its client:
+ * poll says there is more); keeps up to max bytes and drops the rest. */
 static int
 drain(struct output *o, int fd, struct outbuf *b, int stream)
 {
 	char chunk[65536];
 
-	for (;;) {
+	for (int reads = 0; reads < DRAIN_READS; reads++) {
 		ssize_t n = read(fd, chunk, sizeof(chunk));
 		size_t keep;
 		int r;
@@ -136,6 +140,7 @@ drain(struct output *o, int fd, struct outbuf *b, int stream)
 		memcpy(b->data + b->len, chunk, keep);
 		b->len += keep;
 	}
+	return 0;
 }
 
 int

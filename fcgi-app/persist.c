@@ -585,13 +585,30 @@ static void
 forget_env(struct master *m, const char *id)
 {
 	char path[PATH_MAX];
+	int top, fd;
 	DIR *d;
 
 	path_of(m, path, sizeof(path), "env", id);
 	if (unlink(path) < 0 && errno != ENOENT)
 		log_warn("sandbox %s: %s: %s", id, path, strerror(errno));
-	path_of(m, path, sizeof(path), "contexts", id);
-	d = opendir(path);
+	/* The workers own contexts/ and what is in it: what they left there
+	 * is opened, never followed (a symlink would have us empty its
+	 * target). */
+	path_of(m, path, sizeof(path), "contexts", "");
+	top = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (top < 0) {
+		log_warn("sandbox %s: %s: %s", id, path, strerror(errno));
+		return;
+	}
+	fd = openat(top, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		/* None, or not a directory: the entry itself goes. */
+		if (errno != ENOENT && unlinkat(top, id, 0) < 0)
+			log_warn("sandbox %s: %s%s: %s", id, path, id, strerror(errno));
+		close(top);
+		return;
+	}
+	d = fdopendir(fd);
 	if (d) {
 		struct dirent *e;
 
@@ -599,9 +616,12 @@ forget_env(struct master *m, const char *id)
 			if (e->d_name[0] != '.' || (e->d_name[1] && strcmp(e->d_name, "..")))
 				unlinkat(dirfd(d), e->d_name, 0);
 		closedir(d);
-		if (rmdir(path) < 0)
-			log_warn("sandbox %s: %s: %s", id, path, strerror(errno));
+	} else {
+		close(fd);
 	}
+	if (unlinkat(top, id, AT_REMOVEDIR) < 0)
+		log_warn("sandbox %s: %s%s: %s", id, path, id, strerror(errno));
+	close(top);
 }
 
 /* A new entry: its uid slot and its workspace (lock held).  Returns its index. */

@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
 #include <sched.h>
@@ -1013,9 +1014,10 @@ serve(void)
 		}
 		nctx = n;
 		n += ctx_fill(pfd + n, now, &next);
-		timeout = next == UINT64_MAX ? -1
-			  : next <= now	     ? 0
-					     : (int)((next - now) / 1000000) + 1;
+		timeout = next == UINT64_MAX		      ? -1
+			  : next <= now			      ? 0
+			  : (next - now) / 1000000 >= INT_MAX ? INT_MAX
+							      : (int)((next - now) / 1000000) + 1;
 		if (poll(pfd, (nfds_t)n, timeout) < 0 && errno != EINTR)
 			fail(SBX_STEP_PROGRAM);
 

@@ -47,6 +47,8 @@
 #define GRACE_NS (2000ull * 1000000ull) /* from a timeout's SIGINT to the kill */
 #define ARGC_MAX 8			/* the driver's argv before its source */
 #define SOURCE_MAX (120 * 1024)		/* Linux takes 128 KiB in one argv string */
+#define READS_MAX 16 /* reads of a pipe per wake-up: a busy writer does not pin us */
+#define SPAWNS_MAX 3 /* starts in a row without a cell run: the driver cannot run one */
 
 enum ctx_state {
 	CTX_FREE,
@@ -72,7 +74,8 @@ struct ctx {
 	int call;	   /* the call it serves: a cell, or its creator; -1 */
 	uint64_t deadline; /* STARTING: ready by; BUSY: interrupt, then kill; DRAINING: kill */
 	bool interrupted;
-	uint32_t dying; /* we killed it: why (enum sbx_context_down) */
+	uint32_t dying;	 /* we killed it: why (enum sbx_context_down) */
+	uint32_t spawns; /* started again since its last cell began */
 
 	char head[16]; /* the start of the event line being read */
 	uint32_t head_len;
@@ -224,7 +227,7 @@ scan_events(struct ctx *x)
 	static char buf[65536];
 	unsigned seen = 0;
 
-	for (;;) {
+	for (int reads = 0; reads < READS_MAX; reads++) {
 		ssize_t n = read(x->ev_r, buf, sizeof(buf));
 
 		if (n == 0) {
@@ -242,16 +245,18 @@ scan_events(struct ctx *x)
 			}
 		}
 	}
+	return seen; /* more to read: poll says so again */
 }
 
-/* Reads and drops what fd holds; at end of file closes it.  With tail, keeps
- * the last bytes (a starting driver's stderr, for the error it causes). */
+/* Reads and drops what fd holds (up to READS_MAX reads); at end of file
+ * closes it.  With tail, keeps the last bytes (a starting driver's stderr,
+ * for the error it causes). */
 static void
 drop_output(struct ctx *x, int *fd, bool tail)
 {
 	static char buf[65536];
 
-	for (;;) {
+	for (int reads = 0; reads < READS_MAX; reads++) {
 		ssize_t n = read(*fd, buf, sizeof(buf));
 
 		if (n == 0)
@@ -278,7 +283,10 @@ drop_output(struct ctx *x, int *fd, bool tail)
 	}
 }
 
-static void
+/* Drops what the driver wrote between cells.  Whether it has closed one of
+ * its pipes: then it can run no cell (its output would be lost, or its end
+ * never come). */
+static bool
 drain(struct ctx *x)
 {
 	if (x->out_r >= 0)
@@ -287,6 +295,7 @@ drain(struct ctx *x)
 		drop_output(x, &x->err_r, false);
 	if (x->ev_r >= 0)
 		scan_events(x);
+	return x->out_r < 0 || x->err_r < 0 || x->ev_r < 0;
 }
 
 /* ---- the driver's process ---- */
@@ -492,6 +501,17 @@ start_failure(const struct ctx *x, const struct report *rep, bool have, char *bu
 			 x->errtail_len ? ": " : "", x->errtail);
 }
 
+/* Whether the worker of cell c has said it is done (CTX_DONE, unread yet)
+ * or hung up: it listens no more. */
+static bool
+cell_over(const struct call *c)
+{
+	char b = 0;
+	ssize_t r = recv(c->conn, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+
+	return r == 0 || (r == 1 && b == CTX_DONE);
+}
+
 /* x's init has ended (its report, or its death, on status_r). */
 static void
 ended(int idx)
@@ -501,7 +521,10 @@ ended(int idx)
 	bool have = read(x->status_r, &rep, sizeof(rep)) == (ssize_t)sizeof(rep) &&
 		    rep.magic == REPORT_MAGIC;
 	int wstatus = have && rep.have_status ? rep.wstatus : SIGKILL; /* killed: no report */
-	uint32_t why = x->dying ? x->dying : SBX_CONTEXT_DIED;
+	/* Killed for a closed pipe, after it had ended by itself: it died. */
+	uint32_t why = x->dying && !(x->dying == SBX_CONTEXT_CLOSED && have && rep.have_status)
+			       ? x->dying
+			       : SBX_CONTEXT_DIED;
 	struct call *c = x->call >= 0 ? &calls[x->call] : NULL;
 	char detail[CTX_DETAIL_MAX];
 
@@ -530,12 +553,16 @@ ended(int idx)
 		return;
 	}
 	close_pipes(x);
-	if (x->state == CTX_BUSY && c) {
+	if (x->state == CTX_BUSY && c && !cell_over(c)) {
 		/* The cell's worker is told, and so the next cell need not be. */
 		note(c, why == SBX_CONTEXT_TIMED_OUT ? SBX_CELL_KILLED : SBX_CELL_DIED, wstatus);
 		free_call(c);
 		x->restarted = SBX_CONTEXT_UP;
 	} else {
+		/* Between cells, or just after one whose worker is done with it
+		 * (unread yet): the next cell hears it. */
+		if (c)
+			free_call(c);
 		x->restarted = why;
 		x->wstatus = wstatus;
 	}
@@ -579,10 +606,10 @@ start_cell(int idx, int ci)
 			       .idle_s = x->idle_s };
 	int fds[4] = { x->out_r, x->err_r, x->ev_r, x->req_w };
 
-	drain(x);
-	if (x->out_r < 0 || x->err_r < 0 || x->ev_r < 0) {
-		/* The driver closed its ends: it is on its way out, and its
-		 * status pipe will say so.  The cell waits for the new one. */
+	if (drain(x)) {
+		/* The driver closed its ends: on its way out (its report says
+		 * how), or a cell closed them.  The cell waits for a new one. */
+		kill_driver(x, SBX_CONTEXT_CLOSED);
 		return;
 	}
 	if (ci == line_call && line_len) {
@@ -602,9 +629,12 @@ start_cell(int idx, int ci)
 			x->deadline = now_ns() + GRACE_NS;
 			if (x->init > 0 && !x->reaped)
 				kill(x->init, SIGINT);
+		} else {
+			dispatch(idx); /* the next in line */
 		}
 		return;
 	}
+	x->spawns = 0;
 	x->restarted = SBX_CONTEXT_UP;
 	x->state = CTX_BUSY;
 	x->call = ci;
@@ -622,8 +652,8 @@ dispatch(int idx)
 	struct ctx *x = &ctxs[idx];
 	int next = -1;
 
-	if (x->state != CTX_IDLE && x->state != CTX_STOPPED)
-		return;
+	if ((x->state != CTX_IDLE && x->state != CTX_STOPPED) || x->dying)
+		return; /* busy, or killed: ended() dispatches */
 	for (int i = 0; i < CALLS_MAX; i++) {
 		struct call *c = &calls[i];
 
@@ -634,12 +664,22 @@ dispatch(int idx)
 	if (next < 0)
 		return;
 	if (x->state == CTX_STOPPED) {
-		if (spawn(x) < 0) {
-			char detail[64];
+		char detail[96];
 
+		if (x->spawns >= SPAWNS_MAX) {
+			/* Ready, then gone (or deaf) before a cell could start. */
+			snprintf(detail, sizeof(detail),
+				 "the driver was started %d times and ended each time before "
+				 "it could run a cell",
+				 SPAWNS_MAX);
+			x->spawns = 0;
+			fail_waiting(idx, ENOEXEC, detail);
+		} else if (spawn(x) < 0) {
 			snprintf(detail, sizeof(detail), "could not start the driver: %s",
 				 strerror(errno));
 			fail_waiting(idx, ENOEXEC, detail);
+		} else {
+			x->spawns++;
 		}
 		return; /* the cell waits for "ready" */
 	}
@@ -661,7 +701,8 @@ delete_ctx(int idx)
 		free_call(c);
 		x->call = -1;
 	}
-	fail_waiting(idx, ENOENT, NULL);
+	/* Not ENOENT, on which a worker would bring it back from its definition. */
+	fail_waiting(idx, ECANCELED, NULL);
 	kill_driver(x, SBX_CONTEXT_DIED);
 	free_ctx(x);
 }
@@ -857,6 +898,8 @@ answer:
 
 /* ---- the event loop's part ---- */
 
+static void cell_conn(int idx);
+
 /* Acts on x's deadline, if it has passed. */
 static void
 deadline(int idx, uint64_t now)
@@ -870,6 +913,10 @@ deadline(int idx, uint64_t now)
 		break;
 	case CTX_BUSY:
 		if (!x->deadline || now < x->deadline)
+			break;
+		/* Its worker may be done, and its word not read yet. */
+		cell_conn(idx);
+		if (x->state != CTX_BUSY || !x->deadline || now < x->deadline)
 			break;
 		if (!x->interrupted) {
 			/* The driver's init passes it on to the driver. */
@@ -1014,6 +1061,8 @@ ctx_handle(const struct pollfd *pfd, int n, uint64_t now)
 				ready(i);
 			break;
 		case CTX_IDLE:
+			/* A pipe at its end: the driver is on its way out (and its
+			 * report comes), or a cell closed it (the next cell kills). */
 			if (p[1].revents || p[2].revents || p[3].revents)
 				drain(x);
 			break;

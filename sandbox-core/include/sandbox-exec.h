@@ -156,21 +156,21 @@ int sbx_file_meta_check(const struct sbx_file_meta *m);
 
 /* ---- code-interpreter contexts ---- */
 
-#define SBX_CONTEXT_ID_MAX 63 /* bytes of a context's ID */
-#define SBX_CONTEXTS_MAX 16   /* contexts per sandbox */
+#define SBX_CONTEXT_ID_MAX 63	   /* bytes of a context's ID */
+#define SBX_CONTEXTS_MAX 16	   /* contexts per sandbox */
 #define SBX_CONTEXT_DETAIL_MAX 512 /* bytes of what went wrong, with the NUL */
 
 /* A context: one long-lived driver process that runs cells, started by the
  * agent under an init of its own, as a command is. */
 struct sbx_context_spec {
-	const char *id;		    /* 1..SBX_CONTEXT_ID_MAX of [A-Za-z0-9._-], not first . or - */
-	const char *language;	    /* a name, kept for listings (< 16 bytes) */
-	const char *cwd;	    /* absolute; NULL: /workspace */
-	const char *const *argv;    /* the driver's argv, argv[0] absolute, before its source */
-	const char *const *envp;    /* the driver's environment */
-	int source_fd;		    /* a sealed memfd: the source, NUL-terminated */
-	uint32_t start_timeout_ms;  /* ready by then, or killed */
-	uint32_t idle_s;	    /* stopped after this long unused; 0: never */
+	const char *id;		   /* 1..SBX_CONTEXT_ID_MAX of [A-Za-z0-9._-], not first . or - */
+	const char *language;	   /* a name, kept for listings (< 16 bytes) */
+	const char *cwd;	   /* absolute; NULL: /workspace */
+	const char *const *argv;   /* the driver's argv, argv[0] absolute, before its source */
+	const char *const *envp;   /* the driver's environment */
+	int source_fd;		   /* a sealed memfd: the source, NUL-terminated */
+	uint32_t start_timeout_ms; /* ready by then, or killed */
+	uint32_t idle_s;	   /* stopped after this long unused; 0: never */
 };
 
 /* Why a context's driver was started anew (it keeps its ID; state is lost). */
@@ -179,12 +179,13 @@ enum sbx_context_down {
 	SBX_CONTEXT_REAPED,    /* stopped after idle_s unused */
 	SBX_CONTEXT_DIED,      /* its driver ended on its own (wstatus) */
 	SBX_CONTEXT_TIMED_OUT, /* killed: a cell ran past its timeout and the interrupt */
+	SBX_CONTEXT_CLOSED,    /* killed: it had closed its stdout or stderr */
 };
 
 enum sbx_context_state {
 	SBX_CONTEXT_STARTING = 1,
 	SBX_CONTEXT_IDLE,
-	SBX_CONTEXT_BUSY, /* a cell runs */
+	SBX_CONTEXT_BUSY,    /* a cell runs */
 	SBX_CONTEXT_STOPPED, /* no driver: started again at its next cell */
 };
 
@@ -236,8 +237,9 @@ struct sbx_cell {
 #define SBX_CELL_INLINE_MAX 49152
 int sbx_cell_send(int conn, const char *id, uint32_t timeout_ms, const void *request, size_t len);
 
-/* 0 (the four fds are the caller's to close), -ENOENT, -ENOEXEC (the driver
- * could not be started again: detail), -EPIPE, -EBADMSG. */
+/* 0 (the four fds are the caller's to close), -ENOENT, -ECANCELED (the
+ * context was deleted while the cell waited), -ENOEXEC (the driver could not
+ * be started again: detail), -EAGAIN (too many calls), -EPIPE, -EBADMSG. */
 int sbx_cell_recv(int conn, struct sbx_cell *ret, char *detail, size_t detail_size);
 
 enum sbx_cell_note_kind {

@@ -733,6 +733,56 @@ def test_sixteen_contexts_at_most(ctx):
         assert_error(status, res, 503, "CAPACITY_EXCEEDED")
 
 
+def test_context_deleted_while_a_cell_waits_stays_deleted(ctx):
+    """A cell waiting for a busy context that is deleted meanwhile is told
+    the context is gone (404), and does not bring it back from its kept
+    definition (which a cell may do for a context that ended with its
+    agent)."""
+    with sandbox(ctx) as sid:
+        cid = new_context(ctx, sid)["contextId"]
+        ok_cell(ctx, sid, "kept = 1", context_id=cid)
+        with Stream(ctx, sid, {"context_id": cid, "code": waiting_cell_py("never")}) as busy:
+            assert busy.next()["text"] == "first\n"
+            # Sent, its answer not awaited: queued behind the busy cell (or,
+            # if it comes late, after the delete: either way the context is
+            # gone for it).
+            queued = ctx.stack.connection()
+            try:
+                queued.request("POST", f"/v1/sandboxes/{sid}/api/execute/code",
+                               body=json.dumps({"context_id": cid, "code": "kept"}),
+                               headers={"Content-Type": "application/json"})
+                status, res = api(ctx, sid, f"contexts/{cid}", method="DELETE")
+                assert status == 200, res
+                resp = queued.getresponse()
+                assert_error(resp.status, json.loads(resp.read()), 404, "CONTEXT_NOT_FOUND")
+            finally:
+                queued.close()
+            events = busy.rest()
+        assert events[-1]["type"] == "error" and events[-1]["ename"] == "ContextDeleted", events
+        assert list_contexts(ctx, sid) == {}
+        status, res = run_code(ctx, sid, {"code": "1", "context": cid})
+        assert_error(status, res, 404, "CONTEXT_NOT_FOUND")
+        assert list_contexts(ctx, sid) == {}
+
+
+def test_cell_closing_its_output_restarts_the_context(ctx):
+    """A cell that closes its stdout or stderr leaves a driver that can run
+    no further cell (its output would be lost): the next cell starts a new
+    one, says so, and runs; it never hangs."""
+    with sandbox(ctx) as sid:
+        cid = new_context(ctx, sid)["contextId"]
+        for code in ("import os\nkept = 1\nos.close(1)", "import os\nkept = 1\nos.closerange(1, 3)"):
+            res = run_ok(ctx, sid, code, context=cid, timeoutMs=10000)
+            assert res["error"] is None, res
+            t0 = time.monotonic()
+            res = run_ok(ctx, sid, "print('hi')\n'kept' in dir()", context=cid, timeoutMs=10000)
+            assert time.monotonic() - t0 < 8, "the next cell waited for its timeout"
+            assert value(res) == "False", res
+            assert "".join(res["logs"]["stdout"]) == "hi\n", res
+            assert any("had closed its standard output or error" in e for e in res["logs"]["stderr"]), res
+        assert list_contexts(ctx, sid)[cid]["state"] == "idle"
+
+
 # ---------------------------------------------------------------------------
 # 10. A client that goes away mid-cell.
 

@@ -15,7 +15,12 @@ persistent sandbox), through the real stack (POST .../run-code and
   (found in /proc/self/fd) may break its own context, never sandboxd: the
   workers live on, other contexts keep their state, the context can be
   deleted and made again; and what it writes there cannot forge lines of
-  sandboxd's log.
+  sandboxd's log;
+- a line on the event pipe built to be costly to parse (12 MiB of "[],")
+  costs the worker that reads it little memory (its peak is measured);
+- and, as a worker could do if an attacker took one over: a symlink where
+  the worker keeps a sandbox's context definitions does not lead sandboxd's
+  master (root) to empty the directory it points to.
 
 Nothing waits a fixed time on the host."""
 import json
@@ -372,3 +377,66 @@ def test_event_pipe_cannot_forge_sandboxd_log_lines(ctx):
         ctx.stack.wait_log(tag.encode(), 10)
         bad = [ln for ln in ctx.stack.log_text().splitlines() if ln.startswith(tag)]
         assert not bad, f"a cell wrote a line of sandboxd's log: {bad}"
+
+
+def _peak_rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return int(f.read().split("VmHWM:")[1].split()[0])
+
+
+def test_costly_event_line_costs_the_worker_little_memory(ctx):
+    """12 MiB of '[],' in one result event would take a JSON parser some
+    600 MiB (a value of ~50 bytes for every 3): the worker must not parse
+    it.  The workers' peak RSS is reset (clear_refs 5) and read after."""
+    workers = ctx.stack.worker_pids()
+    assert workers, "no worker found"
+    for pid in workers:
+        with open(f"/proc/{pid}/clear_refs", "w") as f:
+            f.write("5")
+    code = FIND_EVENT_PIPE + (
+        "n = (12 << 20) // 3\n"
+        "put(b'{\"type\":\"result\",\"data\":{\"application/json\":[' + b'[],' * n + b'[]]}}\\n')\n"
+        "'after'")
+    with sandbox(ctx) as sid:
+        cid = _context(ctx, sid)
+        res = _cell(ctx, sid, cid, code)
+        peaks = {pid: _peak_rss_kib(pid) for pid in workers if os.path.exists(f"/proc/{pid}")}
+        assert sorted(ctx.stack.worker_pids()) == sorted(workers)
+        assert max(peaks.values()) < 96 * 1024, f"a worker's peak RSS (KiB): {peaks}"
+        # Dropped, and said so.
+        assert _value(res) == "'after'", res
+        assert res["truncated"] is True, {k: res[k] for k in ("truncated", "error")}
+        # The context goes on.
+        assert _value(_cell(ctx, sid, cid, "6 * 7")) == "42"
+
+
+def test_symlink_for_a_sandboxs_contexts_is_not_followed(ctx):
+    """STATE/contexts/<id> is the workers' (they keep context definitions
+    there); the master empties and removes it when the sandbox goes or its
+    ID is used anew.  A worker taken over could put a symlink there: the
+    master, root, must remove the link, not empty its target."""
+    top = os.path.join(ctx.stack.state_dir, "contexts")
+    wuid, wgid = os.stat(top).st_uid, os.stat(top).st_gid
+    assert wuid != 0, "contexts/ should be the workers'"
+    victim = os.path.join(ctx.stack.dir, "victim-" + secrets.token_hex(4))
+    os.mkdir(victim, 0o700)
+    for name in ("a", "secret.conf"):
+        with open(os.path.join(victim, name), "w") as f:
+            f.write("root's\n")
+    with sandbox(ctx) as sid:
+        status, res = ctx.json("POST", f"/v1/sandboxes/{sid}/api/execute", {"command": "true"})
+        assert status == 200 and res["exitCode"] == 0, res
+        link = os.path.join(top, sid)
+        if os.path.isdir(link) and not os.path.islink(link):
+            for name in os.listdir(link):
+                os.unlink(os.path.join(link, name))
+            os.rmdir(link)
+        os.symlink(victim, link)
+        os.lchown(link, wuid, wgid)
+        status, res = ctx.json("DELETE", f"/v1/sandboxes/{sid}")
+        assert status == 200, res
+        # The same ID again: made anew, its old definitions forgotten first.
+        status, res = ctx.json("POST", f"/v1/sandboxes/{sid}/api/execute", {"command": "true"})
+        assert status == 200 and res["exitCode"] == 0, res
+        assert sorted(os.listdir(victim)) == ["a", "secret.conf"], os.listdir(victim)
+        assert not os.path.islink(link), "the symlink is still there"
