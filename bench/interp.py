@@ -15,7 +15,14 @@
 
 Prints medians and p99s, and the median ratio python3 -c / context.
 
-  bench/interp.py [--rounds 500] [--build-dir build]
+Then a context's start, --start-rounds times for each language, interleaved:
+
+  create LANG       POST .../api/contexts {"language": LANG}: answered when
+                    the new driver said it is ready (then deleted, untimed)
+  create+cell LANG  the same and its first cell, `1 + 1`
+  node -e           `/usr/bin/node -e 1` spawned directly: Node's own start-up
+
+  bench/interp.py [--rounds 500] [--start-rounds 30] [--build-dir build]
 """
 import argparse
 import json
@@ -39,6 +46,7 @@ def q(xs, p):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=500)
+    ap.add_argument("--start-rounds", type=int, default=30)
     ap.add_argument("--build-dir", default=os.path.join(ROOT, "build"))
     args = ap.parse_args()
 
@@ -88,6 +96,39 @@ def main():
                 t0 = time.perf_counter()
                 fn()
                 times[name].append((time.perf_counter() - t0) * 1000)
+
+        starts = {}
+
+        def create(lang, cell):
+            t0 = time.perf_counter()
+            status, body = ctx.json("POST", f"/v1/sandboxes/{sid}/api/contexts", {"language": lang})
+            assert status == 200, body
+            if cell:
+                status, res = ctx.json("POST", f"/v1/sandboxes/{sid}/run-code",
+                                       {"code": "1 + 1", "context": body["contextId"]})
+                assert status == 200 and res["results"][0]["text"] == "2", res
+            took = (time.perf_counter() - t0) * 1000
+            status, _ = ctx.json("DELETE", f"/v1/sandboxes/{sid}/api/contexts/{body['contextId']}")
+            assert status == 200
+            return took
+
+        def node():
+            t0 = time.perf_counter()
+            r = subprocess.run(["/usr/bin/node", "-e", "1"], capture_output=True)
+            assert r.returncode == 0, r
+            return (time.perf_counter() - t0) * 1000
+
+        kinds = [(f"create {lang}", lambda lang=lang: create(lang, False))
+                 for lang in ("python", "javascript", "typescript")]
+        kinds += [(f"create+cell {lang}", lambda lang=lang: create(lang, True))
+                  for lang in ("python", "javascript", "typescript")]
+        kinds += [("node -e", node)]
+        for name, fn in kinds:
+            fn()  # warm the page cache
+            starts[name] = []
+        for r in range(args.start_rounds):
+            for name, fn in (kinds if r % 2 == 0 else kinds[::-1]):
+                starts[name].append(fn())
     finally:
         stack.stop()
 
@@ -96,6 +137,10 @@ def main():
         print(f"{name:12} {statistics.median(xs):10.3f} {q(xs, 0.99):10.3f}")
     ratio = statistics.median(times["python3 -c"]) / statistics.median(times["context"])
     print(f"median ratio python3 -c / context: {ratio:.1f}x")
+    print()
+    print(f"{'start':22} {'median ms':>10} {'p99 ms':>10}  (n={args.start_rounds})")
+    for name, xs in starts.items():
+        print(f"{name:22} {statistics.median(xs):10.3f} {q(xs, 0.99):10.3f}")
 
 
 if __name__ == "__main__":
