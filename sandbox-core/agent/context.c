@@ -549,6 +549,7 @@ ended(int idx)
 		x->state = CTX_STOPPED;
 		x->call = -1;
 		x->dying = 0;
+		x->spawns = 0; /* they heard why: the next cell tries afresh */
 		fail_waiting(idx, ENOEXEC, detail);
 		return;
 	}
