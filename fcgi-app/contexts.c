@@ -37,7 +37,8 @@
 #define GIVE_UP_MS 30000		    /* past a cell's timeout and the agent's grace */
 #define CODE_MAX (8 << 20)		    /* bytes of a cell's code */
 #define LINE_SLACK 65536		    /* an event line read whatever the cap */
-#define EVENT_NODES_MAX 262144		    /* values in an event line we parse (~16 MiB) */
+#define EVENT_NODES_MAX 131072		    /* values in an event line we parse (<= ~30 MiB) */
+#define CELL_NODES_MAX 131072		    /* values of the results run-code keeps, all told */
 #define READS_MAX 16			    /* reads of the events pipe per wake-up */
 #define NOTE_STOPPED (SBX_CELL_DELETED + 1) /* ours: the agent went away */
 
@@ -544,6 +545,7 @@ struct cell {
 	json_int_t execution_count;
 	uint32_t exec_id, timeout_ms;
 	uint64_t results_bytes, max;
+	size_t nodes; /* of the results kept (run-code), by json_nodes() */
 	bool truncated, ended, interrupted, timed_out, cancelled;
 	bool oom;      /* the kernel's OOM killer ran in the sandbox when it died */
 	uint32_t note; /* enum sbx_cell_note_kind, 0: none */
@@ -553,7 +555,6 @@ struct cell {
 	bool skip_line; /* past the cap: dropped up to its newline */
 	bool over_cap;	/* the line being handled passes the cap */
 	bool logged;	/* a protocol error of the driver's was logged */
-	int conn;	/* the agent's connection of a cell that ended, or -1 */
 	struct output o;
 };
 
@@ -664,8 +665,8 @@ result_json(const json_t *ev)
 }
 
 /* The values a parse of JSON text s makes, near enough: its arrays, objects
- * and commas outside strings.  Each costs some 50 bytes parsed, against a
- * byte or three of text. */
+ * and commas outside strings.  Each costs 40 (a number) to 230 bytes (an
+ * object) parsed, against a byte or three of text. */
 static size_t
 json_nodes(const char *s, size_t n)
 {
@@ -695,7 +696,9 @@ cell_event(struct cell *c, const char *line, size_t len)
 	const char *type;
 	int r = 0;
 
-	if (json_nodes(line, len) > EVENT_NODES_MAX) {
+	size_t nodes = json_nodes(line, len);
+
+	if (nodes > EVENT_NODES_MAX) {
 		/* Not one of our drivers' events: a cell writing here can make
 		 * a line whose parse would take fifty times its size. */
 		c->truncated = true;
@@ -716,9 +719,14 @@ cell_event(struct cell *c, const char *line, size_t len)
 	if (strcmp(type, "result") == 0 && c->over_cap) {
 		c->truncated = true;
 	} else if (strcmp(type, "result") == 0) {
-		json_t *res = result_json(ev);
+		json_t *res = NULL;
 
+		if (c->stream || c->nodes + nodes <= CELL_NODES_MAX)
+			res = result_json(ev);
+		else
+			c->truncated = true; /* kept, its values would pass the bound */
 		if (res && !c->stream) {
+			c->nodes += nodes;
 			json_array_append_new(c->results, res);
 		} else if (res) {
 			json_t *out = event("result");
@@ -960,9 +968,11 @@ run_cell(struct cell *c, int conn, const struct sbx_cell *cell, const char *line
 		if ((!c->o.out.eof && (r = output_read(&c->o, 1)) < 0) ||
 		    (!c->o.err.eof && (r = output_read(&c->o, 2)) < 0))
 			return r;
-		/* CTX_DONE goes once the answer is out (cell_free()): the agent's
-		 * wake-up is off the caller's path. */
-		c->conn = conn;
+		/* Done with the pipes: the context is free.  Now, not once the
+		 * answer is out: a slow client must not keep the agent from
+		 * knowing that the cell ended (at its deadline it would kill the
+		 * driver, and lose the context's state, for a cell that ended). */
+		sbx_cell_done(conn);
 	} else if (agent_gone && !c->note) {
 		c->note = NOTE_STOPPED; /* the sandbox stopped */
 	}
@@ -1067,9 +1077,10 @@ restart_notice(struct cell *c, const struct sbx_cell *cell)
 				   "earlier state is gone\n");
 	case SBX_CONTEXT_CLOSED:
 		return cell_notice(c,
-				   "[sandboxd] this context's process had closed its standard "
-				   "output or error (a cell did), so it could run no more cells; "
-				   "it has started again, so its earlier state is gone\n");
+				   "[sandboxd] this context's process had closed its output or "
+				   "its channel to sandboxd (a cell did, or it was exiting), so it "
+				   "could run no more cells; it has started again, so its earlier "
+				   "state is gone\n");
 	default: return 0;
 	}
 }
@@ -1231,9 +1242,7 @@ decode_cell(struct api_req *req, const json_t *root, const char *ctx_field,
 static int
 cell_prepare(struct api_req *req, struct cell *c, bool stream)
 {
-	*c = (struct cell){
-		.req = req, .stream = stream, .max = req->conf->cell_output_max_bytes, .conn = -1
-	};
+	*c = (struct cell){ .req = req, .stream = stream, .max = req->conf->cell_output_max_bytes };
 	/* No pipes of ours: the driver's come from the agent. */
 	c->o = (struct output){
 		.out_r = -1, .err_r = -1, .out_w = -1, .err_w = -1, .watch_fd = -1
@@ -1264,11 +1273,6 @@ cell_free(struct cell *c)
 	json_decref(c->err_chunks);
 	json_decref(c->error);
 	free(c->line);
-	if (c->conn >= 0) {
-		/* The cell ended and its answer is out: the context is free. */
-		sbx_cell_done(c->conn);
-		close(c->conn);
-	}
 	/* A big cell's many small values went back to the heap: to the
 	 * system too, or the worker keeps its peak for good. */
 	if (c->results_bytes > (1u << 20))
@@ -1327,9 +1331,8 @@ cell_go(struct api_req *req, const char *id, struct cell *c, const struct cell_a
 	free(line);
 	close_cell(&cell);
 	/* Closing before CTX_DONE (client gone, a failure here) interrupts the
-	 * cell; a cell that ended keeps the connection for cell_free(). */
-	if (c->conn != conn)
-		close(conn);
+	 * cell. */
+	close(conn);
 	sandboxes_count(req, id, 0);
 	/* Read the answer in any case, so that answers never pile up in our
 	 * socket (the master does not wait on a full one: it drops them). */

@@ -579,6 +579,8 @@ ready(int idx)
 {
 	struct ctx *x = &ctxs[idx];
 
+	if (x->dying)
+		return; /* too late (its start timed out): ended() tells its creator */
 	if (x->call >= 0) {
 		/* Its creator. */
 		reply(calls[x->call].conn, 0, NULL, NULL);
@@ -588,6 +590,8 @@ ready(int idx)
 	x->state = CTX_IDLE;
 	x->last_used_ns = now_ns();
 	dispatch(idx);
+	if (x->state == CTX_IDLE && !x->dying)
+		x->spawns = 0; /* ready, and no cell waited for it: no crash loop */
 }
 
 /* The request line that came with call line_call, while ctx_accept() runs. */

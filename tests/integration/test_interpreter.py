@@ -779,7 +779,7 @@ def test_cell_closing_its_output_restarts_the_context(ctx):
             assert time.monotonic() - t0 < 8, "the next cell waited for its timeout"
             assert value(res) == "False", res
             assert "".join(res["logs"]["stdout"]) == "hi\n", res
-            assert any("had closed its standard output or error" in e for e in res["logs"]["stderr"]), res
+            assert any("had closed its output or its channel to sandboxd" in e for e in res["logs"]["stderr"]), res
         assert list_contexts(ctx, sid)[cid]["state"] == "idle"
 
 

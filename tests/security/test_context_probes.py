@@ -410,6 +410,35 @@ def test_costly_event_line_costs_the_worker_little_memory(ctx):
         assert _value(_cell(ctx, sid, cid, "6 * 7")) == "42"
 
 
+def test_many_costly_result_lines_cost_the_worker_little_memory(ctx):
+    """Each line under the per-line bound, together 14 MiB of '{},' in 80
+    result events: run-code keeps its results until the answer goes, and
+    kept whole they would take the worker over a gigabyte (~230 bytes an
+    object).  The results kept are bounded as a whole."""
+    workers = ctx.stack.worker_pids()
+    assert workers, "no worker found"
+    for pid in workers:
+        with open(f"/proc/{pid}/clear_refs", "w") as f:
+            f.write("5")
+    code = FIND_EVENT_PIPE + (
+        "line = b'{\"type\":\"result\",\"data\":{\"application/json\":[' + b'{},' * 60000 + b'{}]}}\\n'\n"
+        "for _ in range(80):\n"
+        "    put(line)\n"
+        "'after'")
+    with sandbox(ctx) as sid:
+        cid = _context(ctx, sid)
+        res = _cell(ctx, sid, cid, code, timeout_ms=60000)
+        peaks = {pid: _peak_rss_kib(pid) for pid in workers if os.path.exists(f"/proc/{pid}")}
+        assert sorted(ctx.stack.worker_pids()) == sorted(workers)
+        assert max(peaks.values()) < 128 * 1024, f"a worker's peak RSS (KiB): {peaks}"
+        # Some kept, the rest dropped, and said so; the cell's value is there.
+        kept = [r for r in res["results"] if "json" in r]
+        assert 1 <= len(kept) < 80, (len(kept), [sorted(r) for r in res["results"]], res["logs"]["stderr"])
+        assert _value(res) == "'after'", res["results"][-1]
+        assert res["truncated"] is True, {k: res[k] for k in ("truncated", "error")}
+        assert _value(_cell(ctx, sid, cid, "6 * 7")) == "42"
+
+
 def test_symlink_for_a_sandboxs_contexts_is_not_followed(ctx):
     """STATE/contexts/<id> is the workers' (they keep context definitions
     there); the master empties and removes it when the sandbox goes or its
