@@ -384,15 +384,28 @@ def _peak_rss_kib(pid):
         return int(f.read().split("VmHWM:")[1].split()[0])
 
 
-def test_costly_event_line_costs_the_worker_little_memory(ctx):
-    """12 MiB of '[],' in one result event would take a JSON parser some
-    600 MiB (a value of ~50 bytes for every 3): the worker must not parse
-    it.  The workers' peak RSS is reset (clear_refs 5) and read after."""
+def _reset_peaks(ctx):
+    """Resets the workers' peak RSS (clear_refs 5) -> their PIDs."""
     workers = ctx.stack.worker_pids()
     assert workers, "no worker found"
     for pid in workers:
         with open(f"/proc/{pid}/clear_refs", "w") as f:
             f.write("5")
+    return workers
+
+
+def _peaks(ctx, workers):
+    """The workers' peak RSS since _reset_peaks(), in KiB; none may have
+    been replaced meanwhile (a new one's peak would say nothing)."""
+    assert sorted(ctx.stack.worker_pids()) == sorted(workers)
+    return {pid: _peak_rss_kib(pid) for pid in workers}
+
+
+def test_costly_event_line_costs_the_worker_little_memory(ctx):
+    """12 MiB of '[],' in one result event would take a JSON parser some
+    550 MiB (an array of ~140 bytes for every 3): the worker must not parse
+    it.  The workers' peak RSS is reset (clear_refs 5) and read after."""
+    workers = _reset_peaks(ctx)
     code = FIND_EVENT_PIPE + (
         "n = (12 << 20) // 3\n"
         "put(b'{\"type\":\"result\",\"data\":{\"application/json\":[' + b'[],' * n + b'[]]}}\\n')\n"
@@ -400,8 +413,7 @@ def test_costly_event_line_costs_the_worker_little_memory(ctx):
     with sandbox(ctx) as sid:
         cid = _context(ctx, sid)
         res = _cell(ctx, sid, cid, code)
-        peaks = {pid: _peak_rss_kib(pid) for pid in workers if os.path.exists(f"/proc/{pid}")}
-        assert sorted(ctx.stack.worker_pids()) == sorted(workers)
+        peaks = _peaks(ctx, workers)
         assert max(peaks.values()) < 96 * 1024, f"a worker's peak RSS (KiB): {peaks}"
         # Dropped, and said so.
         assert _value(res) == "'after'", res
@@ -415,11 +427,7 @@ def test_many_costly_result_lines_cost_the_worker_little_memory(ctx):
     result events: run-code keeps its results until the answer goes, and
     kept whole they would take the worker over a gigabyte (~230 bytes an
     object).  The results kept are bounded as a whole."""
-    workers = ctx.stack.worker_pids()
-    assert workers, "no worker found"
-    for pid in workers:
-        with open(f"/proc/{pid}/clear_refs", "w") as f:
-            f.write("5")
+    workers = _reset_peaks(ctx)
     code = FIND_EVENT_PIPE + (
         "line = b'{\"type\":\"result\",\"data\":{\"application/json\":[' + b'{},' * 60000 + b'{}]}}\\n'\n"
         "for _ in range(80):\n"
@@ -428,8 +436,7 @@ def test_many_costly_result_lines_cost_the_worker_little_memory(ctx):
     with sandbox(ctx) as sid:
         cid = _context(ctx, sid)
         res = _cell(ctx, sid, cid, code, timeout_ms=60000)
-        peaks = {pid: _peak_rss_kib(pid) for pid in workers if os.path.exists(f"/proc/{pid}")}
-        assert sorted(ctx.stack.worker_pids()) == sorted(workers)
+        peaks = _peaks(ctx, workers)
         assert max(peaks.values()) < 128 * 1024, f"a worker's peak RSS (KiB): {peaks}"
         # Some kept, the rest dropped, and said so; the cell's value is there.
         kept = [r for r in res["results"] if "json" in r]
