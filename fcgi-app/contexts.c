@@ -547,6 +547,7 @@ struct cell {
 	uint64_t results_bytes, max;
 	size_t nodes; /* of the results kept (run-code), by json_nodes() */
 	bool truncated, ended, interrupted, timed_out, cancelled;
+	bool costly;   /* an event line dropped for its many values */
 	bool oom;      /* the kernel's OOM killer ran in the sandbox when it died */
 	uint32_t note; /* enum sbx_cell_note_kind, 0: none */
 	int wstatus;
@@ -695,13 +696,12 @@ cell_event(struct cell *c, const char *line, size_t len)
 	json_t *ev, *v;
 	const char *type;
 	int r = 0;
-
 	size_t nodes = json_nodes(line, len);
 
 	if (nodes > EVENT_NODES_MAX) {
 		/* Not one of our drivers' events: a cell writing here can make
-		 * a line whose parse would take fifty times its size. */
-		c->truncated = true;
+		 * a line whose parse would take a hundred times its size. */
+		c->costly = true;
 		return 0;
 	}
 	ev = json_loadb(line, len, 0, NULL);
@@ -724,7 +724,7 @@ cell_event(struct cell *c, const char *line, size_t len)
 		if (c->stream || c->nodes + nodes <= CELL_NODES_MAX)
 			res = result_json(ev);
 		else
-			c->truncated = true; /* kept, its values would pass the bound */
+			c->costly = true; /* kept, its values would pass the bound */
 		if (res && !c->stream) {
 			c->nodes += nodes;
 			json_array_append_new(c->results, res);
@@ -1356,6 +1356,12 @@ cell_go(struct api_req *req, const char *id, struct cell *c, const struct cell_a
 			    "[sandboxd] this cell's output passed %llu bytes; the rest was "
 			    "dropped\n",
 			    (unsigned long long)c->max);
+	if (c->costly)
+		cell_notice(c,
+			    "[sandboxd] this cell's results held more than %d JSON values "
+			    "together; those past it were dropped\n",
+			    CELL_NODES_MAX);
+	c->truncated = c->truncated || c->costly;
 	return 200;
 }
 

@@ -418,6 +418,8 @@ def test_costly_event_line_costs_the_worker_little_memory(ctx):
         # Dropped, and said so.
         assert _value(res) == "'after'", res
         assert res["truncated"] is True, {k: res[k] for k in ("truncated", "error")}
+        assert any("results held more than 131072 JSON values" in e
+                   for e in res["logs"]["stderr"]), res["logs"]["stderr"]
         # The context goes on.
         assert _value(_cell(ctx, sid, cid, "6 * 7")) == "42"
 
@@ -443,6 +445,8 @@ def test_many_costly_result_lines_cost_the_worker_little_memory(ctx):
         assert 1 <= len(kept) < 80, (len(kept), [sorted(r) for r in res["results"]], res["logs"]["stderr"])
         assert _value(res) == "'after'", res["results"][-1]
         assert res["truncated"] is True, {k: res[k] for k in ("truncated", "error")}
+        assert any("results held more than 131072 JSON values" in e
+                   for e in res["logs"]["stderr"]), res["logs"]["stderr"]
         assert _value(_cell(ctx, sid, cid, "6 * 7")) == "42"
 
 
