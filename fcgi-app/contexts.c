@@ -38,7 +38,7 @@
 #define CODE_MAX (8 << 20)		    /* bytes of a cell's code */
 #define LINE_SLACK 65536		    /* an event line read whatever the cap */
 #define EVENT_NODES_MAX 131072		    /* values in an event line we parse (<= ~30 MiB) */
-#define CELL_NODES_MAX 131072		    /* values of the results run-code keeps, all told */
+#define CELL_NODES_MAX EVENT_NODES_MAX	    /* of run-code's kept results (one notice) */
 #define READS_MAX 16			    /* reads of the events pipe per wake-up */
 #define NOTE_STOPPED (SBX_CELL_DELETED + 1) /* ours: the agent went away */
 
@@ -718,13 +718,11 @@ cell_event(struct cell *c, const char *line, size_t len)
 	}
 	if (strcmp(type, "result") == 0 && c->over_cap) {
 		c->truncated = true;
+	} else if (strcmp(type, "result") == 0 && !c->stream && c->nodes + nodes > CELL_NODES_MAX) {
+		c->costly = true; /* kept, its values would pass the bound */
 	} else if (strcmp(type, "result") == 0) {
-		json_t *res = NULL;
+		json_t *res = result_json(ev);
 
-		if (c->stream || c->nodes + nodes <= CELL_NODES_MAX)
-			res = result_json(ev);
-		else
-			c->costly = true; /* kept, its values would pass the bound */
 		if (res && !c->stream) {
 			c->nodes += nodes;
 			json_array_append_new(c->results, res);

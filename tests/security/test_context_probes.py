@@ -210,17 +210,19 @@ def test_cell_sees_only_its_own_pid_namespace(ctx):
     with sandbox(ctx) as sid:
         a, b = _context(ctx, sid), _context(ctx, sid)
         # a keeps a child running, with an argv of its own.
-        _cell(ctx, sid, a, f"import subprocess\nkids = [subprocess.Popen(['sleep', '{marker}'])]")
-        # A command of the sandbox runs too.
+        # (cat waits on its stdin, a pipe the cell keeps open.)
+        _cell(ctx, sid, a, f"import subprocess\nkids = [subprocess.Popen(['cat', '-', '{marker}'], stdin=subprocess.PIPE)]")
+        # A command of the sandbox runs too (cat waits to open a FIFO).
         status, res = ctx.json("POST", f"/v1/sandboxes/{sid}/api/execute",
-                               {"command": f"sleep {marker}1 > /dev/null 2>&1 &", "sessionId": "probe"})
+                               {"command": f"mkfifo /tmp/hold-{marker} && (cat /tmp/hold-{marker} {marker}1 > /dev/null 2>&1 &)",
+                                "sessionId": "probe"})
         assert status == 200 and res["exitCode"] == 0, res
         got_a = _probe(ctx, sid, a, PIDS)
         got_b = _probe(ctx, sid, b, PIDS)
 
         # a sees its init, itself and its child; b its init and itself.
         assert got_a["pids"] == sorted([1, got_a["me"]] + got_a["children"]), got_a
-        assert len(got_a["children"]) == 1 and f"sleep {marker}" in got_a["cmds"][str(got_a["children"][0])], got_a
+        assert len(got_a["children"]) == 1 and f"cat - {marker}" in got_a["cmds"][str(got_a["children"][0])], got_a
         assert got_b["pids"] == sorted([1, got_b["me"]]), got_b
         assert not any(marker in (c or "") for c in got_b["cmds"].values()), got_b
         assert not any(f"{marker}1" in (c or "") for c in got_a["cmds"].values()), got_a
