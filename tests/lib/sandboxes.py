@@ -166,15 +166,22 @@ def assert_error(status, body, want_status, want_code):
 # ---------------------------------------------------------------------------
 # Deletion, and sandboxes deleted at the end of a test.
 
-def wait_deleted(ctx, sid):
-    ctx.stack.wait_log(f"sandbox {sid} deleted".encode(), 30)
+def wait_deleted(ctx, sid, count=1):
+    """Waits for sid's count-th deletion (an ID can be used anew)."""
+    ctx.stack.wait_log(f"sandbox {sid} deleted".encode(), 30, count=count)
+
+
+def deletions(ctx, sid):
+    """How many times sid was deleted so far."""
+    return ctx.stack.log_text().count(f"sandbox {sid} deleted")
 
 
 def delete_sandbox(ctx, sid):
     """Deletes sid and waits until its workspace is wiped and it is forgotten."""
+    done = deletions(ctx, sid)
     status, body = ctx.json("DELETE", f"/v1/sandboxes/{sid}")
     assert status == 200, body
-    wait_deleted(ctx, sid)
+    wait_deleted(ctx, sid, done + 1)
 
 
 @contextlib.contextmanager
@@ -188,9 +195,10 @@ def new_sandboxes(ctx, n):
     except BaseException:
         for sid in sids:
             try:
+                done = deletions(ctx, sid)
                 status, _ = ctx.json("DELETE", f"/v1/sandboxes/{sid}")
                 if status == 200:
-                    wait_deleted(ctx, sid)
+                    wait_deleted(ctx, sid, done + 1)
             except Exception:
                 pass
         raise

@@ -30,7 +30,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
-from sandboxes import agent_pid, api, sandbox  # noqa: E402
+from sandboxes import agent_pid, api, delete_sandbox, sandbox  # noqa: E402
 
 
 # ---------------------------------------------------------------------------
@@ -475,8 +475,7 @@ def test_symlink_for_a_sandboxs_contexts_is_not_followed(ctx):
             os.rmdir(link)
         os.symlink(victim, link)
         os.lchown(link, wuid, wgid)
-        status, res = ctx.json("DELETE", f"/v1/sandboxes/{sid}")
-        assert status == 200, res
+        delete_sandbox(ctx, sid)
         # The same ID again: made anew, its old definitions forgotten first.
         status, res = ctx.json("POST", f"/v1/sandboxes/{sid}/api/execute", {"command": "true"})
         assert status == 200 and res["exitCode"] == 0, res
